@@ -1,0 +1,245 @@
+"""Every fix that ParlAI 1.7.2 (the last release) needs on Python 3.11 and torch 2.x.
+
+ParlAI's files are never edited: each fix below replaces one attribute at run time and
+names the upstream change it answers. :func:`apply` is idempotent and runs right after
+``import parlai`` (see :mod:`parlai_empathy._startup`), before the ParlAI modules that copy
+these attributes with ``from ... import``.
+
+Breakages handled by the pinned install rather than by code (``constraints.txt``):
+
+* ``numpy~=1.23`` (ParlAI's pin) versus pyarrow>=15, which needs numpy 2 and is imported by
+  scikit-learn/pandas/datasets: pyarrow is pinned below 15.
+* torchtext: ParlAI lists it, but every torchtext wheel is built against one old torch and
+  its binary does not load with torch 2.1x. ParlAI imports it only to fetch GloVe/fastText
+  for ``--embedding-type``; it is not installed, and our agents read GloVe themselves.
+"""
+import contextlib
+import inspect
+import os
+import sys
+import types
+import warnings
+
+_APPLIED = False
+
+DEFAULT_DATAPATH = os.path.join("~", ".parlai", "data")
+
+
+def apply():
+    """Apply all fixes once in this process."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    _APPLIED = True
+    _default_datapath()
+    _pkg_resources()
+    _torch_load_for_parlai_checkpoints()
+    _reduce_lr_on_plateau_without_verbose()
+    _distributed_on_cpu()
+    _empathetic_dialogues_from_mirror()
+
+
+def _default_datapath():
+    """ParlAI's default datapath is ``<site-packages>/data`` for a pip install.
+
+    Writing data into site-packages breaks read-only installs and is lost on reinstall.
+    ParlAI's own TODO (parlai/core/params.py) is to move it to ``~/.parlai/``; we do that
+    whenever the user has not set ``PARLAI_DATAPATH`` (``--datapath`` still wins).
+    """
+    if not os.environ.get("PARLAI_DATAPATH"):
+        os.environ["PARLAI_DATAPATH"] = os.path.expanduser(DEFAULT_DATAPATH)
+    if not os.environ.get("PARLAI_DOWNPATH"):
+        os.environ["PARLAI_DOWNPATH"] = os.path.expanduser(
+            os.path.join("~", ".parlai", "downloads")
+        )
+
+
+def _pkg_resources():
+    """setuptools 81 removed ``pkg_resources``, which ``parlai.core.opt`` imports.
+
+    With setuptools<81 (our pin) it imports but warns on every start; we silence that one
+    deprecation warning. Without it, a two-function stand-in on ``importlib.resources`` covers
+    the only calls ParlAI makes (``resource_exists``/``resource_filename`` for opt presets).
+    """
+    warnings.filterwarnings(
+        "ignore", message="pkg_resources is deprecated", category=UserWarning
+    )
+    try:
+        import pkg_resources  # noqa: F401
+    except ImportError:
+        sys.modules["pkg_resources"] = _pkg_resources_stand_in()
+
+
+def _pkg_resources_stand_in():
+    import importlib.resources
+
+    module = types.ModuleType("pkg_resources")
+    module.__doc__ = "parlai_empathy stand-in for the parts of pkg_resources ParlAI uses"
+
+    def resource_exists(package, resource_name):
+        try:
+            return importlib.resources.files(package).joinpath(resource_name).is_file()
+        except ModuleNotFoundError:
+            raise
+        except Exception:
+            return False
+
+    def resource_filename(package, resource_name):
+        return str(importlib.resources.files(package).joinpath(resource_name))
+
+    module.resource_exists = resource_exists
+    module.resource_filename = resource_filename
+    return module
+
+
+def _torch_load_for_parlai_checkpoints():
+    """torch 2.6 changed ``torch.load``'s default to ``weights_only=True``.
+
+    ParlAI loads its own checkpoints (opt dicts, optimizer state) with
+    ``pickle_module=parlai.utils.pickle``, which torch now refuses under ``weights_only``.
+    Only those calls get ``weights_only=False``; every other ``torch.load`` keeps torch's
+    safe default.
+    """
+    import torch
+
+    if getattr(torch.load, "_parlai_empathy_wrapped", False):
+        return
+    if "weights_only" not in inspect.signature(torch.load).parameters:
+        return
+    original_load = torch.load
+
+    def load(*args, **kwargs):
+        pickle_module = kwargs.get("pickle_module")
+        if (
+            "weights_only" not in kwargs
+            and getattr(pickle_module, "__name__", "") == "parlai.utils.pickle"
+        ):
+            kwargs["weights_only"] = False
+        return original_load(*args, **kwargs)
+
+    load.__doc__ = original_load.__doc__
+    load._parlai_empathy_wrapped = True
+    torch.load = load
+
+
+def _reduce_lr_on_plateau_without_verbose():
+    """torch 2.7 removed ``ReduceLROnPlateau(verbose=...)`` (deprecated since 2.2).
+
+    ``parlai.nn.lr_scheduler`` passes ``verbose=True``. We hand that module (only) a view of
+    ``torch.optim`` whose ``ReduceLROnPlateau`` accepts and ignores ``verbose``.
+    """
+    import torch.optim.lr_scheduler as torch_schedulers
+    import parlai.nn.lr_scheduler as parlai_schedulers
+
+    if "verbose" in inspect.signature(torch_schedulers.ReduceLROnPlateau).parameters:
+        return
+    if isinstance(parlai_schedulers.optim, _OptimView):
+        return
+
+    class ReduceLROnPlateau(torch_schedulers.ReduceLROnPlateau):
+        def __init__(self, *args, verbose=None, **kwargs):
+            super().__init__(*args, **kwargs)
+
+    schedulers = _OptimView("torch.optim.lr_scheduler", torch_schedulers)
+    schedulers.ReduceLROnPlateau = ReduceLROnPlateau
+    optim = _OptimView("torch.optim", parlai_schedulers.optim)
+    optim.lr_scheduler = schedulers
+    parlai_schedulers.optim = optim
+
+
+class _OptimView(types.ModuleType):
+    """A module that answers every attribute from a wrapped module unless overridden."""
+
+    def __init__(self, name, wrapped):
+        super().__init__(name)
+        self._wrapped = wrapped
+
+    def __getattr__(self, item):
+        return getattr(self._wrapped, item)
+
+
+def _distributed_on_cpu():
+    """ParlAI's distributed set-up hard-codes NCCL and CUDA tensors.
+
+    ``parlai.utils.distributed.distributed_context`` divides by ``torch.cuda.device_count()``,
+    calls ``torch.cuda.set_device``/``init`` and uses ``backend="nccl"``;
+    ``all_gather_list`` allocates ``torch.cuda`` buffers. On a machine without CUDA we use
+    the gloo backend and torch's ``all_gather_object`` (torch 1.8+), which works with both
+    backends. With CUDA the behaviour is ParlAI's own (NCCL, one GPU per rank).
+    """
+    import torch
+    import torch.distributed as dist
+    import parlai.utils.distributed as parlai_distributed
+    import parlai.utils.logging as logging
+
+    if getattr(parlai_distributed, "_parlai_empathy_patched", False):
+        return
+
+    def all_gather_list(data):
+        if not parlai_distributed.is_distributed():
+            return [data]
+        gathered = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, data)
+        return gathered
+
+    @contextlib.contextmanager
+    def distributed_context(
+        rank, opt, rank_offset=0, gpu=None, init_method="tcp://localhost:61337"
+    ):
+        import copy
+
+        opt = copy.deepcopy(opt)
+        rank = rank + rank_offset
+        opt["rank"] = rank
+        use_cuda = torch.cuda.is_available() and not opt.get("no_cuda")
+        if gpu is None:
+            gpu = rank % torch.cuda.device_count() if use_cuda else -1
+        opt["gpu"] = gpu
+        opt.setdefault("override", {})["gpu"] = gpu
+        if not use_cuda:
+            opt["no_cuda"] = True
+            opt["override"]["no_cuda"] = True
+
+        print_prefix = (
+            "rank:{:3d} |".format(rank) if (opt.get("verbose") or rank != 0) else None
+        )
+        suppress_output = not opt.get("verbose") and rank != 0
+        with parlai_distributed.override_print(suppress_output, print_prefix):
+            if use_cuda and gpu != -1:
+                torch.cuda.set_device(gpu)
+            dist.init_process_group(
+                backend="nccl" if use_cuda else "gloo",
+                init_method=init_method,
+                world_size=opt["distributed_world_size"],
+                rank=rank,
+            )
+            logging.info("Distributed group initialized")
+            if use_cuda:
+                torch.cuda.init()
+            torch.manual_seed(42)
+            parlai_distributed.sync_object(None)
+            try:
+                yield opt
+            finally:
+                dist.destroy_process_group()
+
+    parlai_distributed.all_gather_list = all_gather_list
+    parlai_distributed.distributed_context = distributed_context
+    parlai_distributed._parlai_empathy_patched = True
+
+
+def _empathetic_dialogues_from_mirror():
+    """ParlAI's ED builder downloads only from parl.ai; ours tries the mirror first.
+
+    It installs the files exactly where ParlAI's ``build`` would (same folder, same
+    ``.built`` marker and version), so the stock ``-t empathetic_dialogues`` teacher is
+    unchanged. See :mod:`parlai_empathy.data.empathetic_dialogues_build`.
+    """
+    import parlai.tasks.empathetic_dialogues.build as ed_build
+    from parlai_empathy.data import empathetic_dialogues_build
+
+    if ed_build.build is not empathetic_dialogues_build.build:
+        ed_build.build = empathetic_dialogues_build.build
+    agents = sys.modules.get("parlai.tasks.empathetic_dialogues.agents")
+    if agents is not None:
+        agents.build = empathetic_dialogues_build.build

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Create (or update) the project's virtual environment in .venv from the repo's own files.
+#
+#   bash scripts/setup_env.sh            # runtime + test dependencies, then this package
+#
+# TORCH_SPEC chooses torch (default torch==2.13.0, the CPU wheel these machines carry;
+# elsewhere pick the build for your hardware, e.g. TORCH_SPEC='torch==2.13.0' with
+# --index-url for CUDA). ParlAI is installed with --no-deps: see requirements/runtime.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
+VENV="${VENV:-.venv}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+quiet() { "$@" 2>&1 | grep -v -e '^WARNING: Location' -e 'is ignored: it is neither' || true; return "${PIPESTATUS[0]}"; }
+
+quiet "${PIP[@]}" install -q -c constraints.txt "$TORCH_SPEC"
+quiet "${PIP[@]}" install -q -c constraints.txt --no-deps parlai==1.7.2
+quiet "${PIP[@]}" install -q -c constraints.txt -r requirements/runtime.txt -r requirements/test.txt
+# our package: regular (non-editable) install, so the .pth hook and the modules placed
+# in ParlAI's namespace are exactly what users get
+rm -rf build
+quiet "${PIP[@]}" install -q -c constraints.txt --no-deps --no-build-isolation --force-reinstall .
+"$VENV/bin/python" -c "import parlai_empathy, parlai; print('parlai-empathy', parlai_empathy.__version__, 'on parlai', parlai.__version__)"
