@@ -37,6 +37,19 @@ def apply():
     _reduce_lr_on_plateau_without_verbose()
     _distributed_on_cpu()
     _empathetic_dialogues_from_mirror()
+    _quiet_pandas_stack_warning()
+
+
+def _quiet_pandas_stack_warning():
+    """pandas 2.1 deprecated ``DataFrame.stack``'s old implementation, which
+    ``parlai.utils.misc.nice_report`` uses for every report table: one FutureWarning per
+    report, nothing wrong with the numbers. Silenced for that module only."""
+    warnings.filterwarnings(
+        "ignore",
+        message="The previous implementation of stack is deprecated",
+        category=FutureWarning,
+        module="parlai.utils.misc",
+    )
 
 
 def _default_datapath():
@@ -63,6 +76,11 @@ def _pkg_resources():
     """
     warnings.filterwarnings(
         "ignore", message="pkg_resources is deprecated", category=UserWarning
+    )
+    # importing pkg_resources also declares protobuf's legacy 'google' namespace
+    warnings.filterwarnings(
+        "ignore", message="Deprecated call to `pkg_resources.declare_namespace",
+        category=DeprecationWarning,
     )
     try:
         import pkg_resources  # noqa: F401
@@ -133,21 +151,21 @@ def _reduce_lr_on_plateau_without_verbose():
 
     if "verbose" in inspect.signature(torch_schedulers.ReduceLROnPlateau).parameters:
         return
-    if isinstance(parlai_schedulers.optim, _OptimView):
+    if isinstance(parlai_schedulers.optim, _ModuleView):
         return
 
     class ReduceLROnPlateau(torch_schedulers.ReduceLROnPlateau):
         def __init__(self, *args, verbose=None, **kwargs):
             super().__init__(*args, **kwargs)
 
-    schedulers = _OptimView("torch.optim.lr_scheduler", torch_schedulers)
+    schedulers = _ModuleView("torch.optim.lr_scheduler", torch_schedulers)
     schedulers.ReduceLROnPlateau = ReduceLROnPlateau
-    optim = _OptimView("torch.optim", parlai_schedulers.optim)
+    optim = _ModuleView("torch.optim", parlai_schedulers.optim)
     optim.lr_scheduler = schedulers
     parlai_schedulers.optim = optim
 
 
-class _OptimView(types.ModuleType):
+class _ModuleView(types.ModuleType):
     """A module that answers every attribute from a wrapped module unless overridden."""
 
     def __init__(self, name, wrapped):
@@ -226,6 +244,58 @@ def _distributed_on_cpu():
     parlai_distributed.all_gather_list = all_gather_list
     parlai_distributed.distributed_context = distributed_context
     parlai_distributed._parlai_empathy_patched = True
+    _ddp_on_cpu_modules()
+    _join_device_on_cpu()
+
+
+def _join_device_on_cpu():
+    """``parlai.utils.fsdp``'s joinable train loop and evaluator report ``opt['gpu']``
+    (-1 on CPU) as their ``join_device``; torch's ``Join`` then allocates a tensor on device
+    -1. On CPU they report ``torch.device('cpu')`` instead.
+    """
+    import torch
+    import parlai.utils.fsdp as fsdp
+
+    for cls in (fsdp.JoinableTrainLoop, fsdp.JoinableEvaluator):
+        mangled = f"_{cls.__name__}__device"
+
+        def join_device(self, _mangled=mangled):
+            device = getattr(self, _mangled)
+            if device is None or (isinstance(device, int) and device < 0):
+                return torch.device("cpu")
+            return device
+
+        cls.join_device = property(join_device)
+
+
+def _ddp_on_cpu_modules():
+    """ParlAI wraps models in DDP with ``device_ids=[opt['gpu']]``, i.e. ``[-1]`` on CPU.
+
+    torch's DistributedDataParallel requires ``device_ids=None`` for CPU modules. The
+    generator and ranker agent modules get a view of ``torch`` whose DDP class maps a
+    device list of only CPU markers (-1/None) to None; with GPUs nothing changes.
+    """
+    import torch
+    import parlai.core.torch_generator_agent as generator_module
+    import parlai.core.torch_ranker_agent as ranker_module
+
+    if isinstance(generator_module.torch, _ModuleView):
+        return
+
+    class DistributedDataParallel(torch.nn.parallel.DistributedDataParallel):
+        def __init__(self, module, device_ids=None, *args, **kwargs):
+            if device_ids is not None and all(d is None or d < 0 for d in device_ids):
+                device_ids = None
+            super().__init__(module, device_ids, *args, **kwargs)
+
+    parallel = _ModuleView("torch.nn.parallel", torch.nn.parallel)
+    parallel.DistributedDataParallel = DistributedDataParallel
+    nn = _ModuleView("torch.nn", torch.nn)
+    nn.parallel = parallel
+    torch_view = _ModuleView("torch", torch)
+    torch_view.nn = nn
+    generator_module.torch = torch_view
+    ranker_module.torch = torch_view
 
 
 def _empathetic_dialogues_from_mirror():

@@ -1,0 +1,35 @@
+"""A deliberately small transformer generator: plumbing checks, smoke tests and demos.
+
+It is ParlAI's own ``transformer/generator`` with sizes small enough to train in seconds on a
+CPU, so that installation, distributed training, the zoo and evaluation can be exercised
+end to end before (and independently of) the research models::
+
+    parlai train_model -m empathy/tiny_generator -t empathetic_dialogues \
+        --train-experiencer-only true -mf /tmp/tiny/model --max-train-steps 200
+"""
+from parlai.agents.transformer.transformer import TransformerGeneratorAgent
+
+
+class TinyGeneratorAgent(TransformerGeneratorAgent):
+    @classmethod
+    def add_cmdline_args(cls, parser, partial_opt=None):
+        super().add_cmdline_args(parser, partial_opt=partial_opt)
+        parser.set_defaults(
+            n_layers=1,
+            n_heads=2,
+            embedding_size=32,
+            ffn_size=64,
+            dropout=0.0,
+            text_truncate=64,
+            label_truncate=32,
+            truncate=64,
+            dict_tokenizer="re",
+            dict_lower=True,
+            optimizer="adam",
+            learningrate=1e-3,
+            batchsize=16,
+            skip_generation=False,
+            inference="greedy",
+            beam_size=1,
+        )
+        return parser

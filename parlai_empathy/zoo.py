@@ -1,0 +1,168 @@
+"""Model zoo releases: ``-mf zoo:empathy/<name>/model`` served offline.
+
+ParlAI maps ``zoo:empathy/<name>/model`` to the module ``parlai.zoo.empathy.<name>`` and
+calls its ``download(datapath)``; each of ours is two lines that hand a :class:`ZooRelease`
+to :func:`download`. The release archive is obtained, in order, from
+
+1. this package (``parlai_empathy/releases/<archive>``, for small bundled models),
+2. the mirror (``$PARLAI_EMPATHY_MIRROR/models/empathy/<archive>``),
+3. ``$PARLAI_EMPATHY_ZOO_URL/<archive>`` (a folder or base URL where releases are hosted),
+
+verified against the release's sha256 and unpacked into ``<datapath>/models/empathy/<name>/``
+with :func:`parlai_empathy.mirror.build_once`, so a changed ``version`` re-fetches and a
+failed fetch leaves nothing behind.
+
+Packing a trained model into a release::
+
+    python -m parlai_empathy.zoo pack --model-file runs/x/model --name x --version v1 \
+        --out runs/x/release [--fp16]
+"""
+import argparse
+import gzip
+import io
+import json
+import os
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+
+from parlai_empathy.mirror import (
+    DownloadError,
+    RemoteFile,
+    build_once,
+    download as download_file,
+    sha256_of,
+    unpack,
+)
+
+ZOO_URL_ENV = "PARLAI_EMPATHY_ZOO_URL"
+RELEASES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "releases")
+MODEL_FILES = ("model", "model.opt", "model.dict")
+
+
+@dataclass(frozen=True)
+class ZooRelease:
+    """One published model: ``zoo:empathy/<name>/model``."""
+
+    name: str
+    version: str
+    sha256: str
+
+    @property
+    def archive(self) -> str:
+        return f"{self.name}-{self.version}.tar.gz"
+
+    def folder(self, datapath: str) -> str:
+        return os.path.join(datapath, "models", "empathy", self.name)
+
+
+def download(release: ZooRelease, datapath: str) -> str:
+    """Make ``<datapath>/models/empathy/<name>/`` hold this release; return that folder."""
+    folder = release.folder(datapath)
+    build_once(folder, release.version, lambda staging: _populate(release, staging))
+    return folder
+
+
+def _populate(release: ZooRelease, staging: str) -> None:
+    archive = os.path.join(staging, release.archive)
+    bundled = os.path.join(RELEASES_DIR, release.archive)
+    if os.path.isfile(bundled):
+        # a bundled archive is checked like any download (a damaged install is caught)
+        download_file(RemoteFile(release.archive, bundled, release.sha256), archive,
+                      use_mirror=False)
+    else:
+        base = os.environ.get(ZOO_URL_ENV, "").strip()
+        url = None
+        if base:
+            url = (base.rstrip("/") + "/" + release.archive) if "://" in base else os.path.join(
+                os.path.expanduser(base), release.archive
+            )
+        remote = RemoteFile(f"models/empathy/{release.archive}", url, release.sha256)
+        try:
+            download_file(remote, archive)
+        except DownloadError as exc:
+            raise DownloadError(
+                f"zoo:empathy/{release.name} {release.version}: {exc}\n"
+                f"Releases are looked up in the package ({RELEASES_DIR}), the mirror, "
+                f"then {ZOO_URL_ENV}."
+            ) from None
+    unpack(archive, staging)
+    os.remove(archive)
+    missing = [f for f in MODEL_FILES if not os.path.isfile(os.path.join(staging, f))]
+    if missing:
+        raise ValueError(f"{release.archive}: release archive lacks {', '.join(missing)}")
+
+
+def pack(model_file: str, name: str, version: str, out_dir: str, fp16: bool = False) -> str:
+    """Write ``<out_dir>/<name>-<version>.tar.gz`` from a trained ParlAI model; return its path.
+
+    Keeps the weights (optionally as fp16) and drops optimizer/scheduler state; the saved opt
+    forgets the training machine's paths. The archive is byte-reproducible for the same input
+    (sorted members, fixed times), so its sha256 identifies the model.
+    """
+    import torch
+    import parlai.utils.pickle
+
+    states = torch.load(model_file, map_location="cpu", pickle_module=parlai.utils.pickle,
+                        weights_only=False)
+    weights = states["model"]
+    if fp16:
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    slim = {"model": weights}
+    with open(model_file + ".opt") as f:
+        opt = json.load(f)
+    for key in ("model_file", "dict_file", "init_model", "datapath", "download_path",
+                "parlai_home", "starttime", "override"):
+        opt.pop(key, None)
+    opt["skip_generation"] = False
+    if fp16:
+        opt["zoo_weights_dtype"] = "float16"
+
+    os.makedirs(out_dir, exist_ok=True)
+    target = os.path.join(out_dir, f"{name}-{version}.tar.gz")
+    with tempfile.TemporaryDirectory() as tmp:
+        weights_path = os.path.join(tmp, "model")
+        torch.save(slim, weights_path)
+        members = {
+            "model": open(weights_path, "rb").read(),
+            "model.opt": json.dumps(opt, indent=4, sort_keys=True).encode(),
+            "model.dict": open(model_file + ".dict", "rb").read(),
+        }
+    partial = target + ".part"
+    try:
+        with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+            with tarfile.open(fileobj=gz, mode="w") as tar:
+                for member_name in sorted(members):
+                    data = members[member_name]
+                    info = tarfile.TarInfo(member_name)
+                    info.size, info.mtime, info.mode = len(data), 0, 0o644
+                    tar.addfile(info, io.BytesIO(data))
+        os.replace(partial, target)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+    return target
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m parlai_empathy.zoo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pack", help="pack a trained model into a zoo release archive")
+    p.add_argument("--model-file", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--version", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--fp16", action="store_true", help="store the weights as float16")
+    args = parser.parse_args(argv)
+    for needed in (args.model_file, args.model_file + ".opt", args.model_file + ".dict"):
+        if not os.path.isfile(needed):
+            parser.error(f"{needed} does not exist")
+    path = pack(args.model_file, args.name, args.version, args.out, args.fp16)
+    print(f"{path}\nsha256 {sha256_of(path)}\nbytes {os.path.getsize(path)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Each compatibility fix does its job, and only its job."""
+import os
+import pickle
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import parlai.nn.lr_scheduler as parlai_schedulers
+import parlai.utils.pickle
+from parlai_empathy import compat
+
+
+def test_pkg_resources_stand_in_answers_like_pkg_resources():
+    import pkg_resources
+
+    stand_in = compat._pkg_resources_stand_in()
+    for name in ("opt_presets/README.md", "opt_presets/none.opt", "core/opt.py"):
+        assert stand_in.resource_exists("parlai", name) == pkg_resources.resource_exists(
+            "parlai", name
+        )
+    path = stand_in.resource_filename("parlai", "opt_presets/README.md")
+    assert os.path.samefile(path, pkg_resources.resource_filename("parlai", "opt_presets/README.md"))
+    with pytest.raises(ModuleNotFoundError):
+        stand_in.resource_exists("parlai_no_such_package", "x.opt")
+
+
+class _Custom:
+    pass
+
+
+def test_torch_load_relaxed_only_for_parlai_checkpoints(tmp_path):
+    path = tmp_path / "ckpt"
+    torch.save({"opt": {"model": "x"}, "obj": _Custom()}, path)
+    # ParlAI's own way of loading its checkpoints works ...
+    with open(path, "rb") as f:
+        states = torch.load(f, map_location="cpu", pickle_module=parlai.utils.pickle)
+    assert states["opt"] == {"model": "x"}
+    # ... while any other torch.load keeps torch's safe default
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path)
+
+
+def test_reduce_lr_on_plateau_accepts_verbose_for_parlai_only():
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    optimizer = torch.optim.SGD(params, lr=0.1)
+    scheduler = parlai_schedulers.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, "min", factor=0.5, patience=0, verbose=True
+    )
+    scheduler.step(1.0)
+    scheduler.step(2.0)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+    assert isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    # torch's own class is untouched
+    assert torch.optim.lr_scheduler.ReduceLROnPlateau is not type(scheduler)
+
+
+def test_default_datapath_moves_out_of_site_packages(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("PARLAI_DATAPATH", "PARLAI_DOWNPATH")}
+    env["HOME"] = str(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "from parlai.core.params import ParlaiParser\n"
+         "print(ParlaiParser(True, True).parse_args([])['datapath'])"],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout
+    assert out.strip().splitlines()[-1] == str(tmp_path / ".parlai" / "data")
+
+
+def test_explicit_datapath_wins(tmp_path):
+    env = dict(os.environ, PARLAI_DATAPATH=str(tmp_path / "mine"))
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "from parlai.core.params import ParlaiParser\n"
+         "print(ParlaiParser(True, True).parse_args([])['datapath'])"],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout
+    assert out.strip().splitlines()[-1] == str(tmp_path / "mine")
+
+
+def test_all_gather_list_falls_back_without_a_process_group():
+    import parlai.utils.distributed as d
+
+    assert d.all_gather_list({"a": 1}) == [{"a": 1}]
+    assert d.sync_object(5) == 5

@@ -1,0 +1,179 @@
+"""ParlAI finds our agents, tasks, zoo and scripts in every way it loads code.
+
+Our ParlAI-facing modules are installed into ParlAI's own namespace
+(``parlai.agents.empathy``, ``parlai.tasks.<name>``, ``parlai.zoo.empathy``,
+``parlai.scripts.empathy_*``), and ``parlai_empathy.pth`` applies the compatibility fixes
+whenever ``parlai`` is imported. Each test below starts fresh processes, as users do.
+"""
+import json
+import os
+import subprocess
+import sys
+from importlib import metadata
+
+import pytest
+
+from parlai_cli import run_parlai
+
+TINY = "empathy/tiny_generator"
+AGENT_CLASS = "parlai.agents.empathy.tiny_generator.TinyGeneratorAgent"
+
+
+def python(code, **env):
+    """Run ``code`` in a fresh interpreter of this environment and return its stdout."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A tiny generator trained for real through the ``parlai`` console command."""
+    root = tmp_path_factory.mktemp("tiny")
+    model_file = root / "model"
+    out = run_parlai(
+        [
+            "train_model", "-m", TINY, "-t", "integration_tests",
+            "-mf", model_file, "--max-train-steps", 60, "-vstep", 30,
+            "--datapath", root / "data",
+        ]
+    ).stdout
+    assert "total_train_updates" in out
+    return model_file
+
+
+def test_parlai_command_trains_our_agent(tiny_model):
+    opt = json.loads(open(f"{tiny_model}.opt").read())
+    assert opt["model"] == TINY
+    assert os.path.getsize(tiny_model) > 0
+
+
+def test_python_dash_m_parlai_evaluates_our_model(tiny_model):
+    out = run_parlai(
+        ["eval_model", "-mf", tiny_model, "-t", "integration_tests", "-dt", "valid",
+         "--num-examples", 20, "--datapath", tiny_model.parent / "data"],
+        command=[sys.executable, "-m", "parlai"],
+    ).stdout
+    assert "ppl" in out and "exs" in out
+
+
+def test_library_call_creates_our_agent_in_a_fresh_process():
+    out = python(
+        "from parlai.core.params import ParlaiParser\n"
+        "from parlai.core.agents import create_agent\n"
+        f"parser = ParlaiParser(True, True)\n"
+        f"opt = parser.parse_args(['-m', '{TINY}', '--dict-file', '/nonexistent/none.dict'])\n"
+        "agent = create_agent(opt, requireModelExists=False)\n"
+        "cls = type(agent)\n"
+        "print(cls.__module__ + '.' + cls.__name__)\n"
+    )
+    assert out.strip().splitlines()[-1] == AGENT_CLASS
+
+
+def test_saved_opt_reloads_in_a_fresh_process(tiny_model):
+    out = python(
+        "from parlai.core.agents import create_agent_from_model_file\n"
+        f"agent = create_agent_from_model_file({str(tiny_model)!r})\n"
+        "agent.observe({'text': '1 2 3 4', 'episode_done': True})\n"
+        "reply = agent.act()\n"
+        "cls = type(agent)\n"
+        "print(cls.__module__ + '.' + cls.__name__)\n"
+        "print(repr(reply['text']))\n"
+    )
+    lines = out.strip().splitlines()
+    assert lines[-2] == AGENT_CLASS
+    assert lines[-1] not in ("''", "None")
+
+
+def test_no_module_is_loaded_twice_under_two_names(tiny_model):
+    """Every installed file of ours maps to exactly one module name after real use."""
+    out = python(
+        "import sys, os, json\n"
+        "from parlai.core.agents import create_agent_from_model_file\n"
+        "import parlai_empathy, parlai.agents.empathy.tiny_generator\n"
+        f"create_agent_from_model_file({str(tiny_model)!r})\n"
+        "files = {}\n"
+        "for name, mod in list(sys.modules.items()):\n"
+        "    f = getattr(mod, '__file__', None)\n"
+        "    if f and ('parlai_empathy' in f or os.sep + 'empathy' + os.sep in f):\n"
+        "        files.setdefault(os.path.realpath(f), []).append(name)\n"
+        "print(json.dumps(files))\n"
+    )
+    files = json.loads(out.strip().splitlines()[-1])
+    assert any(names == ["parlai.agents.empathy.tiny_generator"] for names in files.values())
+    duplicated = {f: names for f, names in files.items() if len(names) > 1}
+    assert duplicated == {}
+
+
+def test_install_adds_no_generic_top_level_packages():
+    tops = {str(f).split("/")[0] for f in metadata.files("parlai-empathy")}
+    assert not tops & {"agents", "tasks", "zoo", "scripts", "tests"}
+    assert "parlai_empathy" in tops and "parlai" in tops and "parlai_empathy.pth" in tops
+
+
+def test_compat_is_applied_by_importing_parlai_alone():
+    """The .pth hook applies the fixes in a process that never imports our package."""
+    out = python(
+        "import parlai.nn.lr_scheduler as s, torch, parlai.utils.distributed as d\n"
+        "print(getattr(torch.load, '_parlai_empathy_wrapped', False),"
+        " getattr(d, '_parlai_empathy_patched', False),"
+        " type(s.optim).__name__)\n"
+    )
+    assert out.split() == ["True", "True", "_ModuleView"]
+
+
+def test_multiprocessing_train_two_cpu_workers_matches_single_process_format(tmp_path):
+    """ParlAI's own multi-process launcher trains our agent on CPU (gloo), spawned workers
+    resolving ``empathy/...`` themselves; its final metrics files (``model.valid``,
+    ``model.test`` tables and ``model.trainstats`` JSON) have the single-process format."""
+    data = tmp_path / "data"
+    common = ["-m", TINY, "-t", "integration_tests", "--datapath", data]
+    runs = {}
+    for name, command, extra in (
+        ("single", "train_model", []),
+        ("multi", "multiprocessing_train", ["--distributed-world-size", 2]),
+    ):
+        model_file = tmp_path / name / "model"
+        run_parlai(["build_dict", *common, "-df", f"{model_file}.dict"])
+        out = run_parlai(
+            [command, *common, "-mf", model_file, "-df", f"{model_file}.dict",
+             "--max-train-steps", 40, "-vstep", 20, *extra]
+        ).stdout
+        runs[name] = {
+            "log": out,
+            "valid": open(f"{model_file}.valid").read(),
+            "test": open(f"{model_file}.test").read(),
+            "trainstats": json.load(open(f"{model_file}.trainstats")),
+        }
+    single, multi = runs["single"], runs["multi"]
+    assert "Distributed group initialized" in multi["log"]
+    assert "Distributed group initialized" not in single["log"]
+    for split in ("valid", "test"):
+        assert _table_columns(multi[split]) == _table_columns(single[split])
+        assert _table_value(multi[split], "exs") == _table_value(single[split], "exs") == 100
+    assert set(multi["trainstats"]) == set(single["trainstats"])
+    assert set(multi["trainstats"]["train_reports"][-1]) == set(
+        single["trainstats"]["train_reports"][-1]
+    )
+
+
+def _table_columns(table):
+    """Column names of a ParlAI report table (every other line after the title)."""
+    lines = table.strip().splitlines()[1:]
+    return [word for line in lines[0::2] for word in line.split() if word != "\\"]
+
+
+def _table_value(table, column):
+    lines = table.strip().splitlines()[1:]
+    for header, values in zip(lines[0::2], lines[1::2]):
+        names = [w for w in header.split() if w != "\\"]
+        if column in names:
+            return float(values.split()[names.index(column)])
+    raise KeyError(column)

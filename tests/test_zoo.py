@@ -1,0 +1,84 @@
+"""The zoo mechanism: release archives packed, verified, unpacked, versioned, served."""
+import os
+import tarfile
+
+import pytest
+
+from parlai_cli import run_parlai
+from parlai_empathy import zoo
+from parlai_empathy.mirror import MIRROR_ENV, DownloadError, sha256_of
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny generator trained for real on integration_tests."""
+    root = tmp_path_factory.mktemp("zoo_model")
+    model_file = root / "model"
+    run_parlai(["train_model", "-m", "empathy/tiny_generator", "-t", "integration_tests",
+                "-mf", model_file, "--max-train-steps", 60, "-vstep", 30,
+                "--datapath", root / "data"])
+    return model_file
+
+
+@pytest.fixture
+def releases(trained, tmp_path, monkeypatch):
+    """Two versions of one release in a local release folder (PARLAI_EMPATHY_ZOO_URL)."""
+    folder = tmp_path / "releases"
+    v1 = zoo.pack(str(trained), "tiny_test", "v1", str(folder))
+    v2 = zoo.pack(str(trained), "tiny_test", "v2", str(folder), fp16=True)
+    monkeypatch.setenv(zoo.ZOO_URL_ENV, str(folder))
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    return {
+        "v1": zoo.ZooRelease("tiny_test", "v1", sha256_of(v1)),
+        "v2": zoo.ZooRelease("tiny_test", "v2", sha256_of(v2)),
+        "folder": folder,
+    }
+
+
+def test_pack_is_reproducible_and_slim(trained, tmp_path):
+    a = zoo.pack(str(trained), "x", "v1", str(tmp_path / "a"))
+    b = zoo.pack(str(trained), "x", "v1", str(tmp_path / "b"))
+    assert sha256_of(a) == sha256_of(b)
+    with tarfile.open(a) as tar:
+        assert sorted(tar.getnames()) == ["model", "model.dict", "model.opt"]
+    # optimizer state dropped: the release is smaller than the training checkpoint
+    assert os.path.getsize(a) < os.path.getsize(trained)
+
+
+def test_download_unpacks_into_models_empathy(releases, datapath):
+    folder = zoo.download(releases["v1"], datapath)
+    assert folder == os.path.join(datapath, "models", "empathy", "tiny_test")
+    assert sorted(f for f in os.listdir(folder) if not f.startswith(".")) == [
+        "model", "model.dict", "model.opt"]
+    assert open(os.path.join(folder, ".built")).read().split("\n")[1] == "v1"
+
+
+def test_version_change_refetches(releases, datapath):
+    folder = zoo.download(releases["v1"], datapath)
+    v1_weights = open(os.path.join(folder, "model"), "rb").read()
+    zoo.download(releases["v2"], datapath)
+    assert open(os.path.join(folder, ".built")).read().split("\n")[1] == "v2"
+    assert open(os.path.join(folder, "model"), "rb").read() != v1_weights  # fp16 now
+
+
+def test_checksum_mismatch_keeps_the_installed_version(releases, datapath):
+    zoo.download(releases["v1"], datapath)
+    bad = zoo.ZooRelease("tiny_test", "v2", "0" * 64)
+    with pytest.raises(DownloadError) as err:
+        zoo.download(bad, datapath)
+    assert "sha256 mismatch" in str(err.value) and zoo.ZOO_URL_ENV in str(err.value)
+    folder = bad.folder(datapath)
+    assert open(os.path.join(folder, ".built")).read().split("\n")[1] == "v1"
+    leftovers = [f for f in os.listdir(os.path.dirname(folder)) if "building" in f]
+    assert leftovers == []
+
+
+def test_missing_release_names_every_place_looked(monkeypatch, datapath, tmp_path):
+    monkeypatch.setenv(zoo.ZOO_URL_ENV, str(tmp_path / "empty"))
+    monkeypatch.setenv(MIRROR_ENV, str(tmp_path / "mirror"))
+    with pytest.raises(DownloadError) as err:
+        zoo.download(zoo.ZooRelease("nothing_here", "v1", "0" * 64), datapath)
+    message = str(err.value)
+    assert "nothing_here-v1.tar.gz" in message
+    assert str(tmp_path / "empty") in message and str(tmp_path / "mirror") in message
+    assert not os.path.exists(os.path.join(datapath, "models", "empathy", "nothing_here"))
