@@ -32,9 +32,10 @@ for _task in sorted(os.listdir(os.path.join(HERE, "tasks"))):
         PARLAI_NAMESPACE_PACKAGES[f"parlai.tasks.{_task}"] = f"tasks/{_task}"
 
 # single modules dropped into parlai.scripts so that `parlai <command>` lists them
+_SCRIPTS_DIR = os.path.join(HERE, "scripts", "parlai")
 PARLAI_SCRIPT_MODULES = sorted(
     f[: -len(".py")]
-    for f in os.listdir(os.path.join(HERE, "scripts", "parlai"))
+    for f in (os.listdir(_SCRIPTS_DIR) if os.path.isdir(_SCRIPTS_DIR) else [])
     if f.endswith(".py")
 )
 
