@@ -9,9 +9,13 @@ Nothing half-done is ever trusted: a file is written to a temporary name and ren
 after it verified, and :func:`build_once` fills a temporary sibling folder, marks it built
 and swaps it in only when everything succeeded (under a lock, so parallel workers build once).
 """
+import bz2
 import contextlib
 import fcntl
+import gzip
 import hashlib
+import http.client
+import lzma
 import os
 import shutil
 import tarfile
@@ -20,6 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import Callable, Iterator, List, Optional, Tuple
 
@@ -29,6 +34,10 @@ _CHUNK = 1 << 20
 
 class DownloadError(RuntimeError):
     """No source delivered a good copy of a file; the message lists every try."""
+
+
+class _DestinationError(Exception):
+    """Writing our own copy failed (disk full, read-only folder): no other source helps."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +69,11 @@ def sources(remote: RemoteFile, use_mirror: bool = True) -> List[str]:
     mirror = mirror_location() if use_mirror else None
     if mirror:
         if _is_url(mirror):
-            found.append(urllib.parse.urljoin(mirror.rstrip("/") + "/", remote.mirror_path))
+            found.append(
+                urllib.parse.urljoin(
+                    mirror.rstrip("/") + "/", urllib.parse.quote(remote.mirror_path)
+                )
+            )
         else:
             found.append(os.path.join(os.path.expanduser(mirror), *remote.mirror_path.split("/")))
     if remote.url:
@@ -83,13 +96,25 @@ def download(
 
     :returns: the source that delivered the file.
     :raises DownloadError: naming the file, every location tried and the mirror variable.
+    :raises OSError: when ``dest`` cannot be written (e.g. ``ENOSPC``); no other source
+        is tried then, and no partial file is left behind.
     """
     tried: List[Tuple[str, str]] = []
     for source in sources(remote, use_mirror):
         try:
             _fetch_verified(source, remote.sha256, dest, timeout)
             return source
-        except (OSError, urllib.error.URLError, ValueError) as exc:
+        except _DestinationError as exc:
+            cause = exc.__cause__
+            code = getattr(cause, "errno", None)
+            message = (
+                f"could not write {dest} (copy of {remote.mirror_path} from {source}): "
+                f"{getattr(cause, 'strerror', None) or cause}"
+            )
+            raise (OSError(code, message) if code else OSError(message)) from cause
+        except (OSError, urllib.error.URLError, ValueError, http.client.HTTPException) as exc:
+            if isinstance(exc, urllib.error.HTTPError):
+                exc.close()
             tried.append((source, _describe(exc)))
     raise DownloadError(_failure_message(remote, tried))
 
@@ -99,6 +124,8 @@ def _failure_message(remote: RemoteFile, tried: List[Tuple[str, str]]) -> str:
     if tried:
         lines.append("Tried:")
         lines += [f"  {source}: {why}" for source, why in tried]
+    else:
+        lines.append("No location to try: the file has no public URL.")
     if not mirror_location():
         lines.append(
             f"{MIRROR_ENV} is not set; set it to a folder or base URL that holds "
@@ -113,43 +140,70 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"
     if isinstance(exc, urllib.error.URLError):
+        if isinstance(exc.reason, FileNotFoundError):
+            return "no such file"
         return f"network error: {exc.reason}"
     if isinstance(exc, FileNotFoundError):
         return "no such file"
+    if isinstance(exc, http.client.IncompleteRead):
+        return f"connection closed early ({exc!r})"
     return f"{type(exc).__name__}: {exc}"
 
 
 def _fetch_verified(source: str, sha256: Optional[str], dest: str, timeout: float):
     folder = os.path.dirname(os.path.abspath(dest))
-    os.makedirs(folder, exist_ok=True)
-    fd, partial = tempfile.mkstemp(prefix=os.path.basename(dest) + ".", suffix=".part", dir=folder)
     try:
-        with os.fdopen(fd, "wb") as out:
+        os.makedirs(folder, exist_ok=True)
+        fd, partial = tempfile.mkstemp(
+            prefix=os.path.basename(dest) + ".", suffix=".part", dir=folder
+        )
+    except OSError as exc:
+        raise _DestinationError() from exc
+    try:
+        out = os.fdopen(fd, "wb")
+        try:
             if _is_url(source):
                 _copy_url(source, out, timeout)
             else:
                 with open(source, "rb") as src:
-                    shutil.copyfileobj(src, out, _CHUNK)
+                    _pump(src.read, out)
+        finally:
+            try:
+                out.close()  # flushes: a full disk may only show here
+            except OSError as exc:
+                raise _DestinationError() from exc
         if sha256 is not None:
             got = sha256_of(partial)
-            if got != sha256:
+            if got != sha256.lower():
                 raise ValueError(f"sha256 mismatch: expected {sha256}, got {got}")
-        os.replace(partial, dest)
+        try:
+            os.chmod(partial, 0o666 & ~_umask())  # mkstemp makes it private
+            os.replace(partial, dest)
+        except OSError as exc:
+            raise _DestinationError() from exc
     finally:
-        if os.path.exists(partial):
+        with contextlib.suppress(FileNotFoundError):
             os.remove(partial)
+
+
+def _pump(read: Callable[[int], bytes], out) -> int:
+    """Copy blocks from ``read`` to ``out``; write errors are the destination's fault."""
+    received = 0
+    while True:
+        block = read(_CHUNK)
+        if not block:
+            return received
+        try:
+            out.write(block)
+        except OSError as exc:
+            raise _DestinationError() from exc
+        received += len(block)
 
 
 def _copy_url(url: str, out, timeout: float):
     with urllib.request.urlopen(url, timeout=timeout) as response:
         expected = response.headers.get("Content-Length")
-        received = 0
-        while True:
-            block = response.read(_CHUNK)
-            if not block:
-                break
-            out.write(block)
-            received += len(block)
+        received = _pump(response.read, out)
     if expected is not None and received != int(expected):
         raise OSError(f"connection closed after {received} of {expected} bytes")
 
@@ -158,8 +212,34 @@ def _is_url(location: str) -> bool:
     return urllib.parse.urlparse(location).scheme in ("http", "https", "file")
 
 
+_COMPRESSED = (
+    (b"\x1f\x8b", gzip.open),
+    (b"BZh", bz2.open),
+    (b"\xfd7zXZ\x00", lzma.open),
+)
+
+
+def _check_compressed_stream(archive: str) -> None:
+    """Read a compressed archive to its end, so its CRC and length checks run.
+
+    tarfile stops reading at the tar end marker, so a corrupted or cut-off stream would
+    otherwise unpack garbage without complaint.
+    """
+    with open(archive, "rb") as f:
+        magic = f.read(6)
+    for prefix, opener in _COMPRESSED:
+        if magic.startswith(prefix):
+            with opener(archive, "rb") as stream:
+                while stream.read(_CHUNK):
+                    pass
+            return
+
+
 def unpack(archive: str, dest: str) -> None:
-    """Unpack a .tar.gz/.tgz/.tar/.zip into ``dest``; refuses members outside ``dest``."""
+    """Unpack a .tar.gz/.tgz/.tar/.zip into ``dest``; refuses members outside ``dest``.
+
+    :raises ValueError: naming ``archive`` when it is damaged, truncated or unsafe.
+    """
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
@@ -167,14 +247,23 @@ def unpack(archive: str, dest: str) -> None:
                     _check_inside(dest, member, archive)
                 zf.extractall(dest)
         else:
+            _check_compressed_stream(archive)
             with tarfile.open(archive) as tf:
                 for member in tf.getmembers():
                     _check_inside(dest, member.name, archive)
                     if not (member.isfile() or member.isdir()):
                         raise ValueError(f"{archive}: refusing link or device member {member.name!r}")
-                tf.extractall(dest)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
+                if hasattr(tarfile, "data_filter"):
+                    tf.extractall(dest, filter="data")
+                else:  # pragma: no cover - Python without PEP 706
+                    tf.extractall(dest)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError,
+            gzip.BadGzipFile) as exc:
         raise ValueError(f"{archive}: damaged or truncated archive ({exc})") from exc
+    except OSError as exc:
+        if exc.errno is None:  # bz2 reports bad data as a bare OSError
+            raise ValueError(f"{archive}: damaged or truncated archive ({exc})") from exc
+        raise
 
 
 def _check_inside(dest: str, name: str, archive: str):
@@ -185,7 +274,13 @@ def _check_inside(dest: str, name: str, archive: str):
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process umask, read without changing it where the OS allows (thread safety)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
@@ -208,6 +303,15 @@ def _locked(path: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _remove_leftovers(parent: str, name: str) -> None:
+    """Remove staging/retired folders of runs that died (we hold the lock: none is live)."""
+    prefixes = (f".{name}.building-", f".{name}.old-")
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(parent):
+            if entry.startswith(prefixes):
+                shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+
+
 def build_once(dpath: str, version: str, populate: Callable[[str], None]) -> bool:
     """Make ``dpath`` hold a complete build of ``version``, or leave it untouched.
 
@@ -225,19 +329,25 @@ def build_once(dpath: str, version: str, populate: Callable[[str], None]) -> boo
         if built(dpath, version):  # another worker finished while we waited
             return False
         parent, name = os.path.split(dpath)
+        _remove_leftovers(parent, name)
         staging = tempfile.mkdtemp(prefix=f".{name}.building-", dir=parent)
+        retired = None
         try:
             os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private
             populate(staging)
             build_data.mark_done(staging, version_string=version)
-            retired = None
             if os.path.lexists(dpath):
                 retired = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
                 os.replace(dpath, os.path.join(retired, name))
             os.replace(staging, dpath)
-            if retired:
-                shutil.rmtree(retired, ignore_errors=True)
         except BaseException:
+            if retired is not None:
+                old = os.path.join(retired, name)
+                if os.path.lexists(old) and not os.path.lexists(dpath):
+                    os.replace(old, dpath)  # put the previous build back
+                shutil.rmtree(retired, ignore_errors=True)
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        if retired is not None:
+            shutil.rmtree(retired, ignore_errors=True)
     return True
