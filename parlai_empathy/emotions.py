@@ -1,0 +1,188 @@
+"""One source of truth for every emotion and strategy label set used in this project.
+
+Every agent, teacher and metric maps names to ids through this module, so an id always
+means the same label.
+
+* :data:`ED_EMOTIONS`: the 32 EmpatheticDialogues emotions (Rashkin et al., ACL 2019) in
+  the id order of the original MoEL code (Lin et al., EMNLP 2019; HLTCHKUST/MoEL,
+  ``utils/data_loader.py``, ``emo_map``), which MIME (Majumder et al., EMNLP 2020;
+  declare-lab/MIME) reuses. ``emotion_id('surprised') == 0`` as there.
+* :data:`EMOTION_GROUPS`: the 16 groups of the seed paper ("Improving Empathetic Response
+  Generation", Columbia 2022; see ``shared/docs/ANCHORS.md``), in the order the paper lists
+  them; the group names are ours.
+* :data:`POSITIVE_EMOTIONS` / :data:`NEGATIVE_EMOTIONS`: MIME's 13 / 19 polarity split
+  (declare-lab/MIME, ``model/VAE_noEmo_posterior.py``), in MIME's own list order; note that
+  MIME counts ``anticipating`` as negative.
+* :data:`ESCONV_EMOTION_TYPES` and :data:`ESCONV_STRATEGIES`: ESConv's ``emotion_type``
+  values and its 8 support strategies (Liu et al., ACL 2021), the latter in the order of
+  thu-coai/Emotional-Support-Conversation ``strategy.json``.
+
+Example::
+
+    python -c "from parlai_empathy import emotions as e; print(e.emotion_id('joyful'), e.group_of('joyful'), e.polarity_of('joyful'))"
+"""
+from typing import Dict, Tuple
+
+# --- EmpatheticDialogues: 32 emotions, id = position (MoEL's emo_map order) ---------------
+ED_EMOTIONS: Tuple[str, ...] = (
+    "surprised", "excited", "annoyed", "proud", "angry", "sad", "grateful", "lonely",
+    "impressed", "afraid", "disgusted", "confident", "terrified", "hopeful", "anxious",
+    "disappointed", "joyful", "prepared", "guilty", "furious", "nostalgic", "jealous",
+    "anticipating", "embarrassed", "content", "devastated", "sentimental", "caring",
+    "trusting", "ashamed", "apprehensive", "faithful",
+)
+NUM_EMOTIONS = len(ED_EMOTIONS)
+
+# --- Seed paper: 16 emotion groups, (group name, members) in the paper's order ---------------
+EMOTION_GROUPS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
+    ("fear", ("afraid", "terrified", "anxious")),
+    ("anger", ("angry", "annoyed", "furious")),
+    ("shame", ("guilty", "embarrassed", "ashamed")),
+    ("anticipation", ("prepared", "anticipating", "apprehensive")),
+    ("hope", ("hopeful", "confident")),
+    ("gratitude", ("grateful", "content")),
+    ("joy", ("excited", "joyful")),
+    ("disappointment", ("disappointed", "disgusted")),
+    ("pride", ("proud", "impressed")),
+    ("sadness", ("sad", "devastated")),
+    ("nostalgia", ("sentimental", "nostalgic")),
+    ("trust", ("trusting", "faithful")),
+    ("caring", ("caring",)),
+    ("jealousy", ("jealous",)),
+    ("loneliness", ("lonely",)),
+    ("surprise", ("surprised",)),
+)
+GROUP_NAMES: Tuple[str, ...] = tuple(name for name, _ in EMOTION_GROUPS)
+NUM_GROUPS = len(GROUP_NAMES)
+
+# --- MIME: polarity split (MIME's list order) -------------------------------------------------
+POSITIVE_EMOTIONS: Tuple[str, ...] = (
+    "confident", "joyful", "grateful", "impressed", "proud", "excited", "trusting",
+    "hopeful", "faithful", "prepared", "content", "surprised", "caring",
+)
+NEGATIVE_EMOTIONS: Tuple[str, ...] = (
+    "afraid", "angry", "annoyed", "anxious", "apprehensive", "ashamed", "devastated",
+    "disappointed", "disgusted", "embarrassed", "furious", "guilty", "jealous", "lonely",
+    "nostalgic", "sad", "sentimental", "terrified", "anticipating",
+)
+POSITIVE = "positive"
+NEGATIVE = "negative"
+
+# --- ESConv ---------------------------------------------------------------------------------
+ESCONV_EMOTION_TYPES: Tuple[str, ...] = (
+    "anxiety", "depression", "sadness", "anger", "fear", "disgust", "shame",
+    "nervousness", "guilt", "jealousy", "pain",
+)
+ESCONV_STRATEGIES: Tuple[str, ...] = (
+    "Question",
+    "Restatement or Paraphrasing",
+    "Reflection of feelings",
+    "Self-disclosure",
+    "Affirmation and Reassurance",
+    "Providing Suggestions",
+    "Information",
+    "Others",
+)
+STRATEGY_TOKENS: Tuple[str, ...] = tuple(f"[{s}]" for s in ESCONV_STRATEGIES)
+
+_EMOTION_IDS: Dict[str, int] = {name: i for i, name in enumerate(ED_EMOTIONS)}
+_GROUP_IDS: Dict[str, int] = {name: i for i, name in enumerate(GROUP_NAMES)}
+_GROUP_OF: Dict[str, str] = {
+    member: name for name, members in EMOTION_GROUPS for member in members
+}
+_POLARITY: Dict[str, str] = {
+    **{e: POSITIVE for e in POSITIVE_EMOTIONS},
+    **{e: NEGATIVE for e in NEGATIVE_EMOTIONS},
+}
+_ESCONV_EMOTION_IDS = {name: i for i, name in enumerate(ESCONV_EMOTION_TYPES)}
+_STRATEGY_IDS = {name: i for i, name in enumerate(ESCONV_STRATEGIES)}
+
+# MIME's index lists (positions in ED_EMOTIONS), for models that gather logits by polarity.
+POSITIVE_IDS: Tuple[int, ...] = tuple(_EMOTION_IDS[e] for e in POSITIVE_EMOTIONS)
+NEGATIVE_IDS: Tuple[int, ...] = tuple(_EMOTION_IDS[e] for e in NEGATIVE_EMOTIONS)
+
+
+def _check_tables():
+    assert len(_EMOTION_IDS) == NUM_EMOTIONS == 32
+    assert sorted(_GROUP_OF) == sorted(ED_EMOTIONS) and NUM_GROUPS == 16
+    assert sum(len(m) for _, m in EMOTION_GROUPS) == NUM_EMOTIONS  # a partition
+    assert sorted(_POLARITY) == sorted(ED_EMOTIONS)
+    assert (len(POSITIVE_EMOTIONS), len(NEGATIVE_EMOTIONS)) == (13, 19)
+    assert len(ESCONV_EMOTION_TYPES) == 11 and len(ESCONV_STRATEGIES) == 8
+
+
+_check_tables()
+
+
+def _unknown(kind: str, name, valid) -> ValueError:
+    return ValueError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(valid)}")
+
+
+def normalize_emotion(name: str) -> str:
+    """Return the canonical (lower-case, stripped) ED emotion name, or raise ValueError."""
+    key = name.strip().lower() if isinstance(name, str) else None
+    if key not in _EMOTION_IDS:
+        raise _unknown("emotion", name, ED_EMOTIONS)
+    return key
+
+
+def emotion_id(name: str) -> int:
+    """Id (0..31, MoEL order) of an ED emotion; case and surrounding spaces are ignored."""
+    return _EMOTION_IDS[normalize_emotion(name)]
+
+
+def emotion_name(index: int) -> str:
+    """The ED emotion with id ``index``."""
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < NUM_EMOTIONS:
+        raise ValueError(f"emotion id must be an int in 0..{NUM_EMOTIONS - 1}, got {index!r}")
+    return ED_EMOTIONS[index]
+
+
+def group_of(name: str) -> str:
+    """Name of the seed paper's group (of 16) that holds the ED emotion ``name``."""
+    return _GROUP_OF[normalize_emotion(name)]
+
+
+def group_id_of(name: str) -> int:
+    """Id (0..15, position in :data:`GROUP_NAMES`) of the group of the ED emotion ``name``."""
+    return _GROUP_IDS[group_of(name)]
+
+
+def group_id(group: str) -> int:
+    """Id of a group given its name (one of :data:`GROUP_NAMES`)."""
+    if not isinstance(group, str) or group not in _GROUP_IDS:
+        raise _unknown("emotion group", group, GROUP_NAMES)
+    return _GROUP_IDS[group]
+
+
+def group_members(group: str) -> Tuple[str, ...]:
+    """The ED emotions of a group, as the seed paper lists them."""
+    return EMOTION_GROUPS[group_id(group)][1]
+
+
+def polarity_of(name: str) -> str:
+    """``'positive'`` or ``'negative'``: MIME's polarity of the ED emotion ``name``."""
+    return _POLARITY[normalize_emotion(name)]
+
+
+def is_positive(name: str) -> bool:
+    return polarity_of(name) == POSITIVE
+
+
+def esconv_emotion_type_id(name: str) -> int:
+    """Id (0..10) of an ESConv ``emotion_type`` value (exact, lower-case names)."""
+    if not isinstance(name, str) or name not in _ESCONV_EMOTION_IDS:
+        raise _unknown("ESConv emotion_type", name, ESCONV_EMOTION_TYPES)
+    return _ESCONV_EMOTION_IDS[name]
+
+
+def strategy_id(name: str) -> int:
+    """Id (0..7) of an ESConv strategy, e.g. ``strategy_id('Question') == 0``."""
+    if not isinstance(name, str) or name not in _STRATEGY_IDS:
+        raise _unknown("ESConv strategy", name, ESCONV_STRATEGIES)
+    return _STRATEGY_IDS[name]
+
+
+def strategy_token(name: str) -> str:
+    """The special token of a strategy as the ESConv code writes it: ``'[Question]'``."""
+    return STRATEGY_TOKENS[strategy_id(name)]
