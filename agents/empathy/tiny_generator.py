@@ -6,11 +6,16 @@ end to end before (and independently of) the research models::
 
     parlai train_model -m empathy/tiny_generator -t empathetic_dialogues \
         --train-experiencer-only true -mf /tmp/tiny/model --max-train-steps 200
+
+Its evaluation reports carry the suite of :mod:`parlai_empathy.metrics` (bleu1..bleu4, mbleu,
+rougeL, dist1, dist2, resp_len, vader_delta) next to ParlAI's ppl.
 """
 from parlai.agents.transformer.transformer import TransformerGeneratorAgent
 
+from parlai_empathy.metrics.agent_mixin import GenerationMetricsMixin
 
-class TinyGeneratorAgent(TransformerGeneratorAgent):
+
+class TinyGeneratorAgent(GenerationMetricsMixin, TransformerGeneratorAgent):
     @classmethod
     def add_cmdline_args(cls, parser, partial_opt=None):
         super().add_cmdline_args(parser, partial_opt=partial_opt)
