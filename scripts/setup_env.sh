@@ -16,7 +16,18 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
-quiet() { "$@" 2>&1 | grep -v -e '^WARNING: Location' -e 'is ignored: it is neither' || true; return "${PIPESTATUS[0]}"; }
+# pip's resolver lists every ParlAI requirement we deliberately leave out (--no-deps):
+# that list is expected, so it is filtered along with notes about absent local indexes.
+quiet() {
+  local log rc=0
+  log="$(mktemp)"
+  "$@" > "$log" 2>&1 || rc=$?
+  grep -v -e '^WARNING: Location' -e 'is ignored: it is neither' \
+    -e "^parlai 1.7.2 requires" -e "^ERROR: pip's dependency resolver does not currently" \
+    "$log" || true
+  rm -f "$log"
+  return "$rc"
+}
 
 quiet "${PIP[@]}" install -q -c constraints.txt "$TORCH_SPEC"
 quiet "${PIP[@]}" install -q -c constraints.txt --no-deps parlai==1.7.2
