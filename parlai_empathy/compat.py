@@ -77,6 +77,10 @@ def _pkg_resources():
     warnings.filterwarnings(
         "ignore", message="pkg_resources is deprecated", category=UserWarning
     )
+    # run from a source checkout, pkg_resources notes that the checkout shadows nothing
+    warnings.filterwarnings(
+        "ignore", message=r"Module \S+ was already imported from", category=UserWarning
+    )
     # importing pkg_resources also declares protobuf's legacy 'google' namespace
     warnings.filterwarnings(
         "ignore", message="Deprecated call to `pkg_resources.declare_namespace",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce zoo:empathy/tiny_generator_ed/model, the small demo model that the README's chat
-# command uses until the research models land. About 10 minutes on 2 CPU cores.
+# command uses until the research models land. About 25 minutes on 2 otherwise idle CPU
+# cores; rerun it after an interruption and it resumes from its checkpoint.
 #
 #   PARLAI_EMPATHY_MIRROR=../shared/data bash recipes/tiny_generator_ed.sh [RUN_DIR]
 #
@@ -19,9 +20,9 @@ mkdir -p "$RUN_DIR"
   --dict-maxtokens 10000 --dict-tokenizer re --dict-lower true \
   --text-truncate 128 --label-truncate 32 --batchsize 32 \
   --optimizer adam --learningrate 1e-3 --lr-scheduler reduceonplateau \
-  --max-train-steps 6000 -vstep 1000 --validation-max-exs 2000 \
+  --max-train-steps 4000 -vstep 1000 --validation-max-exs 2000 \
   --validation-metric ppl --validation-metric-mode min --skip-generation true \
-  --save-every-n-secs 120 2>&1 | tee "$RUN_DIR/train.log"
+  --save-every-n-secs 120 2>&1 | tee -a "$RUN_DIR/train.log"
 
 .venv/bin/python -m parlai_empathy.zoo pack --model-file "$RUN_DIR/model" \
   --name tiny_generator_ed --version v1 --out "$RUN_DIR/release"

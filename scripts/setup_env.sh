@@ -36,4 +36,5 @@ quiet "${PIP[@]}" install -q -c constraints.txt -r requirements/runtime.txt -r r
 # in ParlAI's namespace are exactly what users get
 rm -rf build
 quiet "${PIP[@]}" install -q -c constraints.txt --no-deps --no-build-isolation --force-reinstall .
-"$VENV/bin/python" -c "import parlai_empathy, parlai; print('parlai-empathy', parlai_empathy.__version__, 'on parlai', parlai.__version__)"
+VENV_PY="$(realpath "$VENV")/bin/python"
+(cd / && "$VENV_PY" -c "import parlai_empathy, parlai; print('parlai-empathy', parlai_empathy.__version__, 'on parlai', parlai.__version__)")
