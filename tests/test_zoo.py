@@ -82,3 +82,33 @@ def test_missing_release_names_every_place_looked(monkeypatch, datapath, tmp_pat
     assert "nothing_here-v1.tar.gz" in message
     assert str(tmp_path / "empty") in message and str(tmp_path / "mirror") in message
     assert not os.path.exists(os.path.join(datapath, "models", "empathy", "nothing_here"))
+
+
+def test_eval_model_and_chat_from_the_bundled_zoo_release(mirror, datapath, tmp_path):
+    """``-mf zoo:empathy/tiny_generator_ed/model`` through the real CLI, from a fresh
+    datapath: the bundled archive is verified, unpacked and evaluated, then chats."""
+    env = {MIRROR_ENV: mirror}
+    report_file = tmp_path / "report.json"
+    run_parlai(
+        ["eval_model", "-mf", "zoo:empathy/tiny_generator_ed/model",
+         "-t", "empathetic_dialogues", "--train-experiencer-only", "true", "-dt", "test",
+         "--num-examples", 32, "--datapath", datapath, "--report-filename", report_file],
+        env=env,
+    )
+    folder = os.path.join(datapath, "models", "empathy", "tiny_generator_ed")
+    assert sorted(f for f in os.listdir(folder) if not f.startswith(".")) == [
+        "model", "model.dict", "model.opt"]
+    import json
+
+    report = json.load(open(report_file))["report"]
+    assert report["exs"] >= 32
+    # a model trained on ED predicts ED text far better than chance (vocab of 10k tokens)
+    assert report["ppl"] < 200
+    for name in ("mbleu", "dist1", "dist2", "rougeL", "vader_delta"):
+        assert name in report
+    chat = run_parlai(
+        ["interactive", "-mf", "zoo:empathy/tiny_generator_ed/model", "--datapath", datapath],
+        stdin="I just lost my job today and I feel awful.\n", env=env, timeout=120,
+    ).stdout
+    replies = [line.split("]:", 1)[1] for line in chat.splitlines() if "[TinyGenerator]:" in line]
+    assert len(replies) == 1 and replies[0].strip()

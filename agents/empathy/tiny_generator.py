@@ -19,6 +19,8 @@ class TinyGeneratorAgent(GenerationMetricsMixin, TransformerGeneratorAgent):
     @classmethod
     def add_cmdline_args(cls, parser, partial_opt=None):
         super().add_cmdline_args(parser, partial_opt=partial_opt)
+        # no batchsize default here: an agent default would also apply to `parlai
+        # interactive`, whose chat world needs batch size 1
         parser.set_defaults(
             n_layers=1,
             n_heads=2,
@@ -32,7 +34,6 @@ class TinyGeneratorAgent(GenerationMetricsMixin, TransformerGeneratorAgent):
             dict_lower=True,
             optimizer="adam",
             learningrate=1e-3,
-            batchsize=16,
             skip_generation=False,
             inference="greedy",
             beam_size=1,
