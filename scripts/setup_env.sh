@@ -32,6 +32,7 @@ quiet() {
 quiet "${PIP[@]}" install -q -c constraints.txt "$TORCH_SPEC"
 quiet "${PIP[@]}" install -q -c constraints.txt --no-deps parlai==1.7.2
 quiet "${PIP[@]}" install -q -c constraints.txt -r requirements/runtime.txt -r requirements/test.txt
+quiet "${PIP[@]}" install -q --no-deps -r requirements/no-deps.txt
 # our package: regular (non-editable) install, so the .pth hook and the modules placed
 # in ParlAI's namespace are exactly what users get
 rm -rf build

@@ -56,27 +56,25 @@ def test_reduce_lr_on_plateau_accepts_verbose_for_parlai_only():
     assert torch.optim.lr_scheduler.ReduceLROnPlateau is not type(scheduler)
 
 
-def test_default_datapath_moves_out_of_site_packages(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("PARLAI_DATAPATH", "PARLAI_DOWNPATH")}
-    env["HOME"] = str(tmp_path)
+def _datapath_parsed_in_fresh_process(env):
     out = subprocess.run(
         [sys.executable, "-c",
          "from parlai.core.params import ParlaiParser\n"
          "print(ParlaiParser(True, True).parse_args([])['datapath'])"],
         capture_output=True, text=True, env=env, check=True,
     ).stdout
-    assert out.strip().splitlines()[-1] == str(tmp_path / ".parlai" / "data")
+    return out.strip().splitlines()[-1]
+
+
+def test_default_datapath_moves_out_of_site_packages(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("PARLAI_DATAPATH", "PARLAI_DOWNPATH")}
+    env["HOME"] = str(tmp_path)
+    assert _datapath_parsed_in_fresh_process(env) == str(tmp_path / ".parlai" / "data")
 
 
 def test_explicit_datapath_wins(tmp_path):
     env = dict(os.environ, PARLAI_DATAPATH=str(tmp_path / "mine"))
-    out = subprocess.run(
-        [sys.executable, "-c",
-         "from parlai.core.params import ParlaiParser\n"
-         "print(ParlaiParser(True, True).parse_args([])['datapath'])"],
-        capture_output=True, text=True, env=env, check=True,
-    ).stdout
-    assert out.strip().splitlines()[-1] == str(tmp_path / "mine")
+    assert _datapath_parsed_in_fresh_process(env) == str(tmp_path / "mine")
 
 
 def test_all_gather_list_falls_back_without_a_process_group():

@@ -172,7 +172,7 @@ def test_report_with_the_ed_anchors(tiny_models, ed_datapath, tmp_path):
     first = tiny_models["models"][0]
     options = [
         "-t", "empathetic_dialogues", "--train-experiencer-only", "true", "-dt", "valid",
-        "--num-examples", 40, "--datapath", ed_datapath,
+        "--num-examples", 40, "--datapath", ed_datapath, "--batchsize", 16,
     ]
     markdown, numbers = _report(["-mfs", first, *options], tmp_path / "ed")
 
@@ -206,7 +206,7 @@ def test_report_with_the_ed_anchors(tiny_models, ed_datapath, tmp_path):
     assert "The anchors are test-split numbers; this run evaluated on valid." in markdown
     assert "The anchors' data view" not in markdown  # --train-experiencer-only true was given
     _assert_settings_and_metrics(tables, numbers)
-    assert tables[1][1][-1] == "`--train-experiencer-only true`"
+    assert tables[1][1][-1] == "`--train-experiencer-only true --batchsize 16`"
 
     reference = _eval_model_cli(["-mf", first, *options], tmp_path)  # the real command
     _assert_same_report(model["report"], reference)
