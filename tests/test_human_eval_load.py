@@ -112,3 +112,36 @@ def test_twenty_concurrent_annotators(tmp_path):
     with open(os.path.join(task, "server.log"), encoding="utf-8", errors="replace") as f:
         assert "Traceback" not in f.read()
     json.dumps(log)  # the per-client log is plain data (kept for a failure's message)
+
+
+def test_prolific_config_logs_workers_in_from_the_url(tmp_path):
+    """The crowd config's url_direct login: the worker id in the study URL is the login."""
+    from parlai_empathy.human_eval.serve import crowd_config
+
+    build_study(_items()[:4], str(tmp_path), annotators=1, pairs=[])
+    task = tmp_path / "ratings"
+    settings = crowd_config(str(task), "prolific", "https://eval.example.org",
+                            completion_code="C0DE")
+    # the crowd config sends the session cookie over https only; this test speaks plain
+    # http on loopback, so it turns that off in its copy
+    config = (task / "config.prolific.yaml").read_text()
+    assert "session_cookie_secure: true" in config
+    (task / "config.prolific.yaml").write_text(
+        config.replace("session_cookie_secure: true", "session_cookie_secure: false"))
+    assert settings["completion_code"] == "C0DE"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "parlai_empathy.human_eval", "serve", str(task),
+         "--config", "config.prolific.yaml", "--port", str(port)],
+        stdout=open(task / "server.log", "wb"), stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until_up(url, server)
+        page = requests.get(url + "/?PROLIFIC_PID=worker42&STUDY_ID=s1&SESSION_ID=x1",
+                            timeout=60).text
+        assert INSTANCE_RE.search(page), page[:500]
+        assert "worker42" in page
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
