@@ -249,6 +249,9 @@ def test_sample_128_ed_items_with_a_zoo_model(ed_datapath, tmp_path):
         "--inference", "greedy", "--out", out,
     ])
     assert "wrote 128 items (5257 examples in the split)" in proc.stdout
+    # zoo models are fetched into the command's --datapath
+    assert os.path.isfile(os.path.join(ed_datapath, "models", "empathy", "tiny_generator_ed",
+                                       "model"))
     items = read_items(str(out))
     groups = {}
     for item in items:
@@ -263,3 +266,9 @@ def test_sample_128_ed_items_with_a_zoo_model(ed_datapath, tmp_path):
     assert bad.returncode != 0
     assert "no 'nope' field" in bad.stdout
     assert not (tmp_path / "x.jsonl").exists()
+    missing = run_parlai(["empathy_human_eval_sample", "-t", "empathetic_dialogues",
+                          "--datapath", ed_datapath, "-mfs", tmp_path / "nope" / "model",
+                          "--out", tmp_path / "y.jsonl"], check=False)
+    assert missing.returncode != 0
+    assert "nope/model: no such file" in missing.stdout
+    assert not (tmp_path / "y.jsonl").exists()

@@ -122,13 +122,22 @@ def sample_items(
     return items
 
 
-def generate_responses(items: List[EvalItem], name: str, model_file: str, overrides=None):
-    """Fill ``item.responses[name]`` with the reply of ``model_file`` to each context."""
+def generate_responses(items: List[EvalItem], name: str, model_file: str, datapath: str,
+                       overrides=None):
+    """Fill ``item.responses[name]`` with the reply of ``model_file`` to each context.
+
+    ``zoo:`` model files are fetched into ``datapath`` (the command's ``--datapath``).
+    """
     from parlai.core.agents import create_agent_from_model_file
 
-    agent = create_agent_from_model_file(
-        model_file, dict({"skip_generation": False, "interactive_mode": True}, **(overrides or {}))
-    )
+    from parlai_empathy.report.evaluate import ReportInputError, resolve_model_file
+
+    try:
+        resolved = resolve_model_file(model_file, datapath)
+    except ReportInputError as error:
+        raise ItemsError(str(error)) from None
+    settings = {"skip_generation": False, "interactive_mode": True, "datapath": datapath}
+    agent = create_agent_from_model_file(resolved, dict(settings, **(overrides or {})))
     delimiter = agent.opt.get("delimiter", "\n")
     for item in items:
         agent.reset()

@@ -22,6 +22,7 @@ from parlai_empathy.human_eval.items import (
     sample_items,
     write_items,
 )
+from parlai_empathy.report.evaluate import ReportInputError, resolve_model_file
 
 PROG = "parlai empathy_human_eval_sample"
 DESCRIPTION = "Sample human-evaluation items from a task's split and generate each model's reply."
@@ -70,6 +71,11 @@ def run(opt: Mapping[str, Any]):
     if not opt.get("task"):
         raise ItemsError("no task given (-t TASK)")
     models = parse_model_list(opt.get("model_files"), opt.get("model_names"))
+    for model_file in models.values():  # every model loads before any work is done
+        try:
+            resolve_model_file(model_file, opt["datapath"])
+        except ReportInputError as error:
+            raise ItemsError(str(error)) from None
     examples = read_task_examples(opt)
     items = sample_items(examples, opt["task"], opt["datatype"], opt["group_field"],
                          opt["per_group"], opt["seed"])
@@ -80,7 +86,7 @@ def run(opt: Mapping[str, Any]):
         overrides["beam_size"] = opt["beam_size"]
     for name, model_file in models.items():
         logging.info(f"generating {len(items)} responses with {name} ({model_file})")
-        generate_responses(items, name, model_file, overrides)
+        generate_responses(items, name, model_file, opt["datapath"], overrides)
     write_items(opt["out"], items)
     logging.info(f"wrote {len(items)} items ({len(examples)} examples in the split) "
                  f"to {opt['out']}")
