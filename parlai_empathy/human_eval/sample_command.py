@@ -28,22 +28,11 @@ PROG = "parlai empathy_human_eval_sample"
 DESCRIPTION = "Sample human-evaluation items from a task's split and generate each model's reply."
 
 
-def _task_argument(task: str) -> str:
-    # one line naming an unknown task instead of ParlAI's traceback while it parses
-    from parlai_empathy.report.command import check_task
-    from parlai_empathy.report.evaluate import ReportInputError
-
-    try:
-        return check_task(task)
-    except ReportInputError as error:
-        raise SystemExit(f"{PROG}: error: {error}") from None
-
-
 def add_sample_args(parser):
     """The command's options, on a ``ParlaiParser(True, False)``."""
-    for action in parser._actions:
-        if action.dest == "task":
-            action.type = _task_argument
+    from parlai_empathy.report.command import check_task_option
+
+    check_task_option(parser, PROG)
     parser.set_params(datatype="test")
     group = parser.add_argument_group("Human evaluation items")
     group.add_argument("-mfs", "--model-files", default=None,

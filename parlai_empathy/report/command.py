@@ -64,22 +64,28 @@ def check_task(task: str) -> str:
     return task
 
 
-def _task_argument(task: str) -> str:
-    # argparse would wrap a ValueError into "invalid value" after printing ParlAI's whole
-    # help text; one line naming the task is clearer
-    try:
-        return check_task(task)
-    except ReportInputError as error:
-        raise SystemExit(f"{PROG}: error: {error}") from None
+def check_task_option(parser, prog: str):
+    """Make ``-t`` of ``parser`` stop with one line naming an unknown task.
+
+    ParlAI loads the task's module while it parses (for the task's own options), and
+    argparse would wrap the error into "invalid value" after printing ParlAI's whole help
+    text: the name is checked first instead.
+    """
+
+    def task_argument(task: str) -> str:
+        try:
+            return check_task(task)
+        except ReportInputError as error:
+            raise SystemExit(f"{prog}: error: {error}") from None
+
+    for action in parser._actions:
+        if action.dest == "task":
+            action.type = task_argument
 
 
 def add_report_args(parser):
     """The report's options, on a ``ParlaiParser(True, False)``."""
-    # ParlAI loads the task's module while it parses (for the task's own options): check
-    # the name first, so that a typo gives one line instead of a traceback.
-    for action in parser._actions:
-        if action.dest == "task":
-            action.type = _task_argument
+    check_task_option(parser, PROG)
     parser.set_params(datatype="valid")  # as eval_model: the train split needs :evalmode
     group = parser.add_argument_group("Empathy report")
     group.add_argument(
