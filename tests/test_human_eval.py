@@ -114,6 +114,9 @@ def test_build_study_hides_models_and_records_the_order(tmp_path):
         assert shown[iid] == [item.responses[spec["A"]], item.responses[spec["B"]]]
     with pytest.raises(ItemsError, match="no model named 'mime'"):
         build_study(items, str(tmp_path / "x"), pairs=[("moel", "mime")])
+    assert os.listdir(tmp_path / "x") == []  # nothing half-built
+    with pytest.raises(ItemsError, match="already holds a study"):
+        build_study(items, str(tmp_path))
 
 
 def _user_state(task_dir, user, answers, assigned=None):

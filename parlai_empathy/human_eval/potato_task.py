@@ -23,6 +23,8 @@ import json
 import os
 import random
 import secrets
+import shutil
+import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import yaml
@@ -206,8 +208,34 @@ def build_study(
 ) -> dict:
     """Write the ratings task, one A/B task per pair, and ``key.json``; returns the key.
 
+    Everything is written into a staging folder inside ``out_dir`` and moved into place at
+    the end, ``key.json`` last: an interrupted build leaves no task that looks built. A
+    folder that already holds a study (its ``key.json``) is refused: new ids and orders
+    would orphan the annotations collected for it.
+
     :param pairs: model pairs for A/B tasks; default every pair, in the items' model order.
     """
+    if os.path.exists(os.path.join(out_dir, "key.json")):
+        raise ItemsError(f"{out_dir} already holds a study (key.json); build into a new folder")
+    os.makedirs(out_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".build-", dir=out_dir)
+    try:
+        key = _build_into(items, staging, seed, annotators, check_every, checks,
+                          per_annotator, pairs, title)
+        for task in key["tasks"]:
+            target = os.path.join(out_dir, task)
+            if os.path.isdir(os.path.join(target, "annotation_output")):
+                raise ItemsError(f"{target} holds annotations but no key.json: move it away")
+            shutil.rmtree(target, ignore_errors=True)  # left by an interrupted build
+            os.replace(os.path.join(staging, task), target)
+        os.replace(os.path.join(staging, "key.json"), os.path.join(out_dir, "key.json"))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return key
+
+
+def _build_into(items, out_dir, seed, annotators, check_every, checks, per_annotator, pairs,
+                title) -> dict:
     names = model_names(items)
     if annotators < 1:
         raise ItemsError(f"annotators per item must be at least 1 (got {annotators})")
