@@ -9,6 +9,8 @@
 # Official set-up (ANCHORS.md): sizes are the agent's defaults (300-d, 1 layer, 2 heads, key/
 # value depth 40, filter 50, top-5 gating), Noam warm-up 8000 with Adam(0.9, 0.98, 1e-9),
 # batch 16, validate every 2000 steps and stop after 3 checks without a ppl gain.
+# MAX_TRAIN_STEPS=N stops after N updates instead (for a CPU budget); RELEASE_VERSION names
+# the packed release (default v1).
 # Word vectors: the packaged GloVe 6B 50-d (projected to 300); pass
 # EMBEDDING_FILE=/path/glove.6B.300d.txt for the paper's 300-d vectors.
 set -euo pipefail
@@ -21,8 +23,20 @@ if [ ! -f "$RUN_DIR/model.dict" ]; then
   .venv/bin/parlai build_dict -m empathy/moel -t empathetic_dialogues \
     --train-experiencer-only true -df "$RUN_DIR/model.dict"
 fi
-exec .venv/bin/parlai train_model -m empathy/moel -t empathetic_dialogues \
+.venv/bin/parlai train_model -m empathy/moel -t empathetic_dialogues \
   --train-experiencer-only true -mf "$RUN_DIR/model" -df "$RUN_DIR/model.dict" \
   --seed 1234 --batchsize 16 "${EMBEDDING_ARGS[@]}" \
   -vstep 2000 -vp 3 -vmt ppl -vmm min --skip-generation true \
-  --save-every-n-secs 600 --log-every-n-secs 60
+  --save-every-n-secs 600 --log-every-n-secs 60 ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"}
+
+# The release (fp16 weights, no optimizer state) and its numbers on the full test split,
+# beam 5 and greedy, measured on the released weights themselves.
+.venv/bin/python -m parlai_empathy.zoo pack --model-file "$RUN_DIR/model" --name moel_ed \
+  --version "${RELEASE_VERSION:-v1}" --out "$RUN_DIR/release" --fp16
+mkdir -p "$RUN_DIR/release/unpacked"
+tar -xzf "$RUN_DIR/release/moel_ed-${RELEASE_VERSION:-v1}.tar.gz" -C "$RUN_DIR/release/unpacked"
+for INFERENCE in beam greedy; do
+  .venv/bin/parlai empathy_report -mfs "$RUN_DIR/release/unpacked/model" \
+    -t empathetic_dialogues --train-experiencer-only true -dt test \
+    --inference "$INFERENCE" --beam-size 5 -bs 64 --out "$RUN_DIR/results_ed_test_$INFERENCE"
+done

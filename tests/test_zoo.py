@@ -112,3 +112,29 @@ def test_eval_model_and_chat_from_the_bundled_zoo_release(mirror, datapath, tmp_
     ).stdout
     replies = [line.split("]:", 1)[1] for line in chat.splitlines() if "[TinyGenerator]:" in line]
     assert len(replies) == 1 and replies[0].strip()
+
+
+def test_moel_zoo_release_evaluates_and_chats_with_its_emotion(mirror, datapath, tmp_path):
+    """``zoo:empathy/moel_ed/model``: the bundled MoEL release through the real CLI."""
+    import json
+
+    env = {MIRROR_ENV: mirror}
+    report_file = tmp_path / "report.json"
+    run_parlai(
+        ["eval_model", "-mf", "zoo:empathy/moel_ed/model", "-t", "empathetic_dialogues",
+         "--train-experiencer-only", "true", "-dt", "test", "--num-examples", 64,
+         "--skip-generation", "true", "--datapath", datapath,
+         "--report-filename", report_file],
+        env=env,
+    )
+    report = json.load(open(report_file))["report"]
+    assert report["exs"] >= 64
+    assert report["ppl"] < 80  # the release scores about 40 on the full test split
+    assert 0.0 <= report["emotion_acc"] <= 1.0
+    chat = run_parlai(
+        ["interactive", "-mf", "zoo:empathy/moel_ed/model", "--datapath", datapath],
+        stdin="My dog died yesterday and I can't stop crying.\n", env=env, timeout=180,
+    ).stdout
+    replies = [line for line in chat.splitlines() if "[Moel]:" in line]
+    assert len(replies) == 1 and replies[0].split("]:", 1)[1].strip()
+    assert "[emotion]:" in chat and "[emotion_prob]:" in chat

@@ -1,0 +1,17 @@
+"""``zoo:empathy/moel_ed/model``: MoEL (Lin et al. 2019) trained on EmpatheticDialogues.
+
+Made by ``recipes/moel_ed.sh`` (the official sizes, listener turns as labels, seed 1234),
+weights stored as fp16; bundled with the package, so it works offline. Its card, with the
+training budget and the test numbers of these very weights, is in the README.
+"""
+from parlai_empathy.zoo import ZooRelease, download as download_release
+
+RELEASE = ZooRelease(
+    name="moel_ed",
+    version="v1",
+    sha256="c7019ae0beb43882d1a86f021f8d4589fe71d37a0377448c8bbb0045bbd68974",
+)
+
+
+def download(datapath):
+    download_release(RELEASE, datapath)
