@@ -70,7 +70,8 @@ setup(
     python_requires=">=3.9",
     packages=_library_packages() + sorted(PARLAI_NAMESPACE_PACKAGES),
     package_dir=dict(PARLAI_NAMESPACE_PACKAGES),
-    package_data={"parlai_empathy": ["releases/*.tar.gz", "releases/*.json"]},
+    # zoo release archives ship beside the zoo entries (parlai/zoo/empathy/releases/)
+    package_data={"parlai.zoo.empathy": ["releases/*.tar.gz"]},
     cmdclass={"build_py": BuildWithStartupHook},
     # parlai itself is installed separately with --no-deps (see the module docstring).
     install_requires=[

@@ -4,7 +4,8 @@ ParlAI maps ``zoo:empathy/<name>/model`` to the module ``parlai.zoo.empathy.<nam
 calls its ``download(datapath)``; each of ours is two lines that hand a :class:`ZooRelease`
 to :func:`download`. The release archive is obtained, in order, from
 
-1. this package (``parlai_empathy/releases/<archive>``, for small bundled models),
+1. this package (the repository's ``zoo/empathy/releases/<archive>``, installed beside the
+   zoo entries as ``parlai/zoo/empathy/releases/``, for small bundled models),
 2. the mirror (``$PARLAI_EMPATHY_MIRROR/models/empathy/<archive>``),
 3. ``$PARLAI_EMPATHY_ZOO_URL/<archive>`` (a folder or base URL where releases are hosted),
 
@@ -37,8 +38,16 @@ from parlai_empathy.mirror import (
 )
 
 ZOO_URL_ENV = "PARLAI_EMPATHY_ZOO_URL"
-RELEASES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "releases")
 MODEL_FILES = ("model", "model.opt", "model.dict")
+
+
+def bundled_releases_dir() -> str:
+    """The folder of the release archives installed with the package, next to the zoo
+    entries that name them (imported late: those entries import this module)."""
+    import parlai.zoo.empathy
+
+    return os.path.join(os.path.dirname(os.path.abspath(parlai.zoo.empathy.__file__)),
+                        "releases")
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,8 @@ def download(release: ZooRelease, datapath: str) -> str:
 
 def _populate(release: ZooRelease, staging: str) -> None:
     archive = os.path.join(staging, release.archive)
-    bundled = os.path.join(RELEASES_DIR, release.archive)
+    bundled_dir = bundled_releases_dir()
+    bundled = os.path.join(bundled_dir, release.archive)
     if os.path.isfile(bundled):
         # a bundled archive is checked like any download (a damaged install is caught)
         download_file(RemoteFile(release.archive, bundled, release.sha256), archive,
@@ -84,7 +94,7 @@ def _populate(release: ZooRelease, staging: str) -> None:
         except DownloadError as exc:
             raise DownloadError(
                 f"zoo:empathy/{release.name} {release.version}: {exc}\n"
-                f"Releases are looked up in the package ({RELEASES_DIR}), the mirror, "
+                f"Releases are looked up in the package ({bundled_dir}), the mirror, "
                 f"then {ZOO_URL_ENV}."
             ) from None
     unpack(archive, staging)
