@@ -17,7 +17,7 @@ and counted.
 """
 import math
 from collections import defaultdict
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy
 
@@ -80,7 +80,6 @@ def analyze(study: StudyAnnotations) -> dict:
                     _units(judgements, lambda j, s=scale: float(j.answers[s])), "ordinal")
                 for scale in RATING_SCALES
             }
-            result["ratings_judgements"] = len(judgements)
         else:
             first = spec["models"][0]
             result["ab"][task] = _ab(spec, judgements)
@@ -101,20 +100,20 @@ def _units(judgements, value) -> Dict[str, Dict[str, float]]:
 
 
 def _ratings(spec: dict, judgements) -> dict:
-    per_response: Dict[str, Dict[str, List[float]]] = defaultdict(lambda: defaultdict(list))
-    raw: Dict[str, Dict[str, List[float]]] = defaultdict(lambda: defaultdict(list))
+    # (model, scale) -> {response instance: its ratings}
+    per_response: Dict[Tuple[str, str], Dict[str, List[float]]] = defaultdict(
+        lambda: defaultdict(list))
     for j in judgements:
         model = spec["instances"][j.instance_id]["model"]
         for scale in RATING_SCALES:
             per_response[(model, scale)][j.instance_id].append(float(j.answers[scale]))
-            raw[model][scale].append(float(j.answers[scale]))
     out = {}
     for model in sorted({v["model"] for v in spec["instances"].values()}):
         out[model] = {}
         for scale in RATING_SCALES:
             responses = per_response[(model, scale)]
             interval = mean_ci([float(numpy.mean(v)) for v in responses.values()])
-            ratings = raw[model][scale]
+            ratings = [r for values in responses.values() for r in values]
             out[model][scale] = {
                 "mean": float(numpy.mean(ratings)) if ratings else None,
                 "ci95": interval["ci95"],

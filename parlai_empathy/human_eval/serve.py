@@ -45,18 +45,6 @@ def server_command(task_dir: str, port: int, host: str = "127.0.0.1",
             config_name, "-p", str(port), "--host", host]
 
 
-def start_server(task_dir: str, port: int, host: str = "127.0.0.1",
-                 config_name: str = "config.yaml", log_path: Optional[str] = None):
-    """A running Potato server process for ``task_dir`` (the caller stops it)."""
-    command = server_command(task_dir, port, host, config_name)
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    try:
-        return subprocess.Popen(command, cwd=task_dir, stdout=log, stderr=subprocess.STDOUT)
-    finally:
-        if log_path:
-            log.close()
-
-
 def serve(task_dir: str, port: int, host: str = "127.0.0.1",
           config_name: str = "config.yaml") -> int:
     """Run the server in the foreground until interrupted; returns its exit status."""
