@@ -81,15 +81,21 @@ def test_saved_opt_reloads_in_a_fresh_process(tiny_model):
     out = python(
         "from parlai.core.agents import create_agent_from_model_file\n"
         f"agent = create_agent_from_model_file({str(tiny_model)!r})\n"
+        "import torch\n"
+        f"saved = torch.load({str(tiny_model)!r}, map_location='cpu', weights_only=False)['model']\n"
+        "live = agent.model.state_dict()\n"
+        "same = saved.keys() == live.keys() and all(torch.equal(saved[k], live[k]) for k in saved)\n"
         "agent.observe({'text': '1 2 3 4', 'episode_done': True})\n"
         "reply = agent.act()\n"
         "cls = type(agent)\n"
         "print(cls.__module__ + '.' + cls.__name__)\n"
-        "print(repr(reply['text']))\n"
+        "print(same, type(reply['text']).__name__)\n"
     )
     lines = out.strip().splitlines()
     assert lines[-2] == AGENT_CLASS
-    assert lines[-1] not in ("''", "None")
+    # The trained weights came back, and the agent answers. (A 60-update model may answer
+    # with an empty string, so the reply's content is not what this test checks.)
+    assert lines[-1] == "True str"
 
 
 def test_no_module_is_loaded_twice_under_two_names(tiny_model):
