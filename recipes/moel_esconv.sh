@@ -8,6 +8,7 @@
 #
 # Seed 1234; validate every 500 steps (ESConv has 10,679 training examples, 668 batches of
 # 16) and stop after 3 checks without a ppl gain; then score the test split, beam 5.
+# MAX_TRAIN_STEPS=N stops after N updates instead (for a CPU budget).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_DIR="${1:-runs/moel_esconv}"
@@ -19,6 +20,7 @@ fi
 "$PARLAI" train_model -m empathy/moel -t esconv -mf "$RUN_DIR/model" \
   -df "$RUN_DIR/model.dict" --seed 1234 --batchsize 16 \
   -vstep 500 -vp 3 -vmt ppl -vmm min --skip-generation true \
-  --save-every-n-secs 600 --log-every-n-secs 60 2>&1 | tee -a "$RUN_DIR/train.log"
+  --save-every-n-secs 600 --log-every-n-secs 60 \
+  ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"} 2>&1 | tee -a "$RUN_DIR/train.log"
 "$PARLAI" empathy_report -mfs "$RUN_DIR/model" -t esconv -dt test --inference beam \
   --beam-size 5 -bs 64 --out "$RUN_DIR/results_esconv_test_beam5"

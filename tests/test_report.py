@@ -288,3 +288,30 @@ def test_chart_series_pick_the_variant_our_models_used():
     assert by_label["MoEL (baseline, ED_32) [seed paper] (greedy)"]["mbleu"] == 2.30
     assert by_label["MIME beam [MIME repo outputs]"] == {"dist1": 0.25, "dist2": 0.87}
     assert all(not s.ours for s in series[1:]) and len(series) == 1 + 8
+
+
+def test_report_generates_for_a_model_trained_without_generation(tiny_models, tmp_path):
+    """A model trained with ``--skip-generation true`` keeps that in its .opt; the report
+    still generates (its point is the generation metrics), as eval_model does when told
+    ``--skip-generation false``."""
+    source = os.path.dirname(tiny_models["models"][0])
+    shutil.copytree(source, tmp_path / "c")
+    model_file = tmp_path / "c" / "model"
+    saved = json.loads((tmp_path / "c" / "model.opt").read_text())
+    saved["skip_generation"] = True
+    (tmp_path / "c" / "model.opt").write_text(json.dumps(saved))
+    options = ["-t", "integration_tests", "-dt", "valid", "--num-examples", 20,
+               "--batchsize", 10, "--datapath", tiny_models["data"]]
+
+    _, numbers = _report(["-mfs", model_file, *options], tmp_path / "gen")
+    model = numbers["models"][0]
+    assert model["settings"]["skip_generation"] is False
+    assert model["metrics"]["mbleu"] is not None and model["metrics"]["dist1"] is not None
+    reference = _eval_model_cli(["-mf", model_file, *options, "--skip-generation", "false"],
+                                tmp_path)
+    _assert_same_report(model["report"], reference)
+    # and told to skip, it skips: ppl only
+    _, skipped = _report(["-mfs", model_file, *options, "--skip-generation", "true"],
+                         tmp_path / "skip")
+    assert skipped["models"][0]["metrics"]["mbleu"] is None
+    assert skipped["models"][0]["metrics"]["ppl"] is not None

@@ -9,7 +9,9 @@
 Each model file is evaluated in this process by ParlAI's ``eval_model`` with the options
 given here (task, datatype, task options such as ``--train-experiencer-only``,
 ``--num-examples``, ``--inference``, ``--beam-size``, ``--batchsize`` ...) overriding the
-model's saved ones, exactly as ``parlai eval_model -mf MODEL <the same options>`` would.
+model's saved ones, exactly as ``parlai eval_model -mf MODEL <the same options>`` would,
+with one exception: it generates (``--skip-generation false``) unless the command line says
+otherwise, also for models trained with ``--skip-generation true``.
 It writes
 
 * ``<out>.md``: our rows and the dataset's anchor rows side by side, the settings of each
@@ -110,6 +112,11 @@ def add_report_args(parser):
         "--beam-size", type=int, default=None, help="beam size; default: each model's own"
     )
     group.add_argument(
+        "--skip-generation", type="bool", default=False,
+        help="ppl only, no generation metrics (default: generate, whatever the model's .opt "
+        "says)",
+    )
+    group.add_argument(
         "--seed", type=int, default=1234,
         help="seed set before each model's evaluation (matters for sampling inference)",
     )
@@ -157,6 +164,10 @@ def run(opt: Mapping[str, Any]) -> Dict[str, Any]:
     if opt.get("num_examples") is not None:
         eval_options.setdefault("num_examples", opt["num_examples"])
     other_options = {k: v for k, v in eval_options.items() if k not in SHOWN_OPTIONS}
+    # A model trained with --skip-generation true saves it in its .opt, and eval_model would
+    # then generate nothing: the report exists for the generation metrics, so it generates
+    # unless its own command line says --skip-generation true.
+    eval_options["skip_generation"] = bool(opt.get("skip_generation"))
 
     evaluations: List[ModelEvaluation] = []
     for i, model_file in enumerate(model_files, start=1):
