@@ -38,6 +38,34 @@ def apply():
     _distributed_on_cpu()
     _empathetic_dialogues_from_mirror()
     _quiet_pandas_stack_warning()
+    _validation_schedule_survives_resume()
+
+
+def _validation_schedule_survives_resume():
+    """A resumed ``train_model`` validates on ParlAI's schedule, not right away.
+
+    ParlAI 1.7.2's ``TrainLoop`` restores a resumed run's step count and patience from its
+    ``.trainstats`` but starts its "steps at the last validation" counter at 0, so with
+    ``-vstep`` it validates again after the first resumed update and counts that check
+    against ``--validation-patience``: every interruption costs a validation and one unit of
+    patience. The counter is restored from the last validation report.
+    """
+    import parlai.scripts.train_model as train_model
+
+    loop = train_model.TrainLoop
+    if getattr(loop.__init__, "_restores_last_valid_steps", False):
+        return
+    original_init = loop.__init__
+
+    def __init__(self, opt):
+        original_init(self, opt)
+        if self.valid_reports:
+            steps = self.valid_reports[-1].get("train_steps")
+            if isinstance(steps, int) and 0 <= steps <= self._train_steps:
+                self._last_valid_steps = steps
+
+    __init__._restores_last_valid_steps = True
+    loop.__init__ = __init__
 
 
 def _quiet_pandas_stack_warning():

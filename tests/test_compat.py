@@ -82,3 +82,24 @@ def test_all_gather_list_falls_back_without_a_process_group():
 
     assert d.all_gather_list({"a": 1}) == [{"a": 1}]
     assert d.sync_object(5) == 5
+
+
+def test_resumed_training_validates_on_schedule(tmp_path):
+    """A resumed run validates every -vstep updates counted from its last validation, not
+    right after its first update (which would also spend one unit of patience)."""
+    import json
+
+    from parlai_cli import run_parlai
+
+    model_file = tmp_path / "model"
+    common = ["train_model", "-m", "empathy/tiny_generator", "-t", "integration_tests",
+              "-mf", model_file, "--datapath", tmp_path / "data", "-vstep", 20, "-vp", 10,
+              "-vme", 16, "--short-final-eval", "true", "--skip-generation", "true",
+              "-vmt", "ppl", "-vmm", "min"]
+    run_parlai([*common, "--max-train-steps", 30])
+    first = json.loads(open(f"{model_file}.trainstats").read())
+    assert [r["train_steps"] for r in first["valid_reports"]] == [20]
+    run_parlai([*common, "--max-train-steps", 50])
+    resumed = json.loads(open(f"{model_file}.trainstats").read())
+    assert resumed["train_steps"] == 50
+    assert [r["train_steps"] for r in resumed["valid_reports"]] == [20, 40]
