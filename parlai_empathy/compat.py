@@ -49,6 +49,12 @@ def _validation_schedule_survives_resume():
     ``-vstep`` it validates again after the first resumed update and counts that check
     against ``--validation-patience``: every interruption costs a validation and one unit of
     patience. The counter is restored from the last validation report.
+
+    Resuming from ``MODEL.checkpoint`` also saves ``init_model: MODEL.checkpoint`` into
+    ``MODEL.opt``; the final valid/test evaluation, which reloads "the best validation model"
+    from ``MODEL.opt`` with ``--load-from-checkpoint`` still on, then loads the last
+    checkpoint instead of ``MODEL``. The option has done its work once the loop's agent is
+    built, so the loop turns it off for the final reload.
     """
     import parlai.scripts.train_model as train_model
 
@@ -63,6 +69,7 @@ def _validation_schedule_survives_resume():
             steps = self.valid_reports[-1].get("train_steps")
             if isinstance(steps, int) and 0 <= steps <= self._train_steps:
                 self._last_valid_steps = steps
+        self.opt["load_from_checkpoint"] = False
 
     __init__._restores_last_valid_steps = True
     loop.__init__ = __init__

@@ -103,3 +103,26 @@ def test_resumed_training_validates_on_schedule(tmp_path):
     resumed = json.loads(open(f"{model_file}.trainstats").read())
     assert resumed["train_steps"] == 50
     assert [r["train_steps"] for r in resumed["valid_reports"]] == [20, 40]
+
+
+def test_final_evaluation_of_a_resumed_run_uses_the_best_model(tmp_path):
+    """After resuming from MODEL.checkpoint, train_model's closing valid evaluation scores
+    the best validation model (MODEL), not the last checkpoint."""
+    import json
+
+    from parlai_cli import run_parlai
+
+    model_file = tmp_path / "model"
+    common = ["train_model", "-m", "empathy/tiny_generator", "-t", "integration_tests",
+              "-mf", model_file, "--datapath", tmp_path / "data", "-vstep", 20, "-vp", 10,
+              "-vme", 16, "--short-final-eval", "true", "--skip-generation", "true",
+              "-vmt", "ppl", "-vmm", "min", "--save-every-n-secs", 0.01]
+    run_parlai([*common, "--max-train-steps", 30])
+    out = run_parlai([*common, "--max-train-steps", 70]).stdout
+    assert f"Loading existing model params from {model_file}.checkpoint" in out
+    stats = json.loads(open(f"{model_file}.trainstats").read())
+    checkpoint_stats = json.loads(open(f"{model_file}.checkpoint.trainstats").read())
+    assert checkpoint_stats["train_steps"] > stats["valid_reports"][-1]["train_steps"]
+    best = min(r["ppl"] for r in stats["valid_reports"])
+    # the closing evaluation sees the same 16 examples as each validation did
+    assert stats["final_valid_report"]["ppl"] == pytest.approx(best, rel=1e-6)
