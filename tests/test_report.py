@@ -315,3 +315,52 @@ def test_report_generates_for_a_model_trained_without_generation(tiny_models, tm
                          tmp_path / "skip")
     assert skipped["models"][0]["metrics"]["mbleu"] is None
     assert skipped["models"][0]["metrics"]["ppl"] is not None
+
+
+def test_report_scores_a_stock_parlai_generator_with_the_suite(tmp_path):
+    """ParlAI's own ``transformer/generator`` reports no suite metrics by itself; the report
+    adds them, computed exactly as for our generators."""
+    from parlai.core.agents import create_agent_from_model_file
+    from parlai.core.params import ParlaiParser
+    from parlai.core.teachers import create_task_agent_from_taskname
+
+    from parlai_empathy.metrics.parlai_metrics import generation_metrics
+    from parlai_empathy.report.evaluate import with_suite_metrics
+
+    model_file = tmp_path / "stock" / "model"
+    data = tmp_path / "data"
+    run_parlai(
+        ["train_model", "-m", "transformer/generator", "-t", "integration_tests",
+         "-mf", model_file, "--datapath", data, "--n-layers", 1, "--embedding-size", 32,
+         "--ffn-size", 64, "--n-heads", 2, "--max-train-steps", 40, "--skip-generation", "true",
+         "-vmt", "ppl", "-vmm", "min", "--short-final-eval", "true", "-vme", 16]
+    )
+    options = ["-t", "integration_tests", "-dt", "valid", "--num-examples", 20,
+               "--batchsize", 10, "--datapath", data]
+    _, numbers = _report(["-mfs", model_file, *options], tmp_path / "stock_report")
+    report = numbers["models"][0]["report"]
+    plain = _eval_model_cli(["-mf", model_file, *options, "--skip-generation", "false"],
+                            tmp_path)
+    assert "mbleu" not in plain and "dist1" not in plain  # stock ParlAI: not there
+    for name in ("ppl", "exs", "token_acc"):
+        assert report[name] == pytest.approx(plain[name], rel=1e-12), name
+
+    # the suite's numbers are those of the very texts this agent generates
+    agent = create_agent_from_model_file(
+        str(model_file), {"datapath": str(data), "skip_generation": False}
+    )
+    assert with_suite_metrics(agent) is agent
+    opt = ParlaiParser(True, True).parse_args(
+        ["-t", "integration_tests", "-dt", "valid", "--datapath", str(data)]
+    )
+    teacher = create_task_agent_from_taskname(opt)[0]
+    hyps, refs = [], []
+    for _ in range(20):
+        example = teacher.act()
+        agent.observe(dict(example))
+        hyps.append(agent.act()["text"])
+        refs.append(list(example["eval_labels"]))
+        agent.reset()
+    expected = generation_metrics(hyps, refs)
+    for name in ("mbleu", "dist1", "dist2", "rougeL", "resp_len"):
+        assert report[name] == pytest.approx(expected[name].value(), rel=1e-9), name

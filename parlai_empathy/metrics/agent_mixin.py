@@ -22,33 +22,42 @@ from parlai_empathy.metrics.parlai_metrics import generation_metrics
 REFERENCES_FIELD = "_metric_references"
 
 
+def attach_references(batch, obs_batch):
+    """Keep all the labels of each example of an evaluation ``batch`` for the metrics."""
+    if (
+        not batch.get("is_training")
+        and batch.get("valid_indices") is not None
+        and batch.get("labels") is not None
+    ):
+        # batch.labels holds one (possibly random) label per example; keep them all
+        batch[REFERENCES_FIELD] = [
+            list(obs_batch[i].get("eval_labels") or obs_batch[i].get("labels") or [])
+            for i in batch.valid_indices.tolist()
+        ]
+    return batch
+
+
+def record_metrics(global_metrics, batch, output):
+    """Add the suite's metrics of ``output``'s generated texts to ``global_metrics``."""
+    texts = output.get("text") if output is not None else None
+    references = batch.get(REFERENCES_FIELD)
+    if references is None and batch.get("labels") is not None:
+        references = [[label] if label is not None else [] for label in batch.labels]
+    if texts and references:
+        pairs = [(t, r) for t, r in zip(texts, references) if t is not None and r]
+        if pairs:
+            hyps, refs = zip(*pairs)
+            for name, metric in generation_metrics(hyps, refs).items():
+                global_metrics.add(name, metric)
+
+
 class GenerationMetricsMixin:
     """Adds the suite's corpus metrics to a TorchGeneratorAgent's report at evaluation."""
 
     def batchify(self, obs_batch, *args, **kwargs):
-        batch = super().batchify(obs_batch, *args, **kwargs)
-        if (
-            not batch.get("is_training")
-            and batch.get("valid_indices") is not None
-            and batch.get("labels") is not None
-        ):
-            # batch.labels holds one (possibly random) label per example; keep them all
-            batch[REFERENCES_FIELD] = [
-                list(obs_batch[i].get("eval_labels") or obs_batch[i].get("labels") or [])
-                for i in batch.valid_indices.tolist()
-            ]
-        return batch
+        return attach_references(super().batchify(obs_batch, *args, **kwargs), obs_batch)
 
     def eval_step(self, batch):
         output = super().eval_step(batch)
-        texts = output.get("text") if output is not None else None
-        references = batch.get(REFERENCES_FIELD)
-        if references is None and batch.get("labels") is not None:
-            references = [[label] if label is not None else [] for label in batch.labels]
-        if texts and references:
-            pairs = [(t, r) for t, r in zip(texts, references) if t is not None and r]
-            if pairs:
-                hyps, refs = zip(*pairs)
-                for name, metric in generation_metrics(hyps, refs).items():
-                    self.global_metrics.add(name, metric)
+        record_metrics(self.global_metrics, batch, output)
         return output

@@ -6,6 +6,7 @@ supplies everything not given, the given options override it), then calls
 :func:`parlai.scripts.eval_model.eval_model`. Its report is therefore the one
 ``parlai eval_model`` prints and saves with ``--report-filename`` for the same options.
 """
+import contextlib
 import math
 import os
 import random
@@ -106,6 +107,57 @@ def _model_settings(eval_opt: Mapping) -> Dict[str, Any]:
     return saved
 
 
+def with_suite_metrics(agent):
+    """``agent``, made to add the suite's metrics to its report if it does not already.
+
+    Our generators carry :class:`~parlai_empathy.metrics.agent_mixin.GenerationMetricsMixin`;
+    a stock ParlAI generator (``transformer/generator`` ...) reports only ParlAI's own
+    metrics, so the report wraps this instance's ``batchify`` and ``eval_step`` the way the
+    mixin does (same weights, options and decoding; ParlAI's batch world runs every batch
+    through this main agent).
+    """
+    from parlai.core.torch_generator_agent import TorchGeneratorAgent
+
+    from parlai_empathy.metrics.agent_mixin import (
+        GenerationMetricsMixin,
+        attach_references,
+        record_metrics,
+    )
+
+    if not isinstance(agent, TorchGeneratorAgent) or isinstance(agent, GenerationMetricsMixin):
+        return agent
+    batchify, eval_step = agent.batchify, agent.eval_step
+
+    def batchify_keeping_references(obs_batch, *args, **kwargs):
+        return attach_references(batchify(obs_batch, *args, **kwargs), obs_batch)
+
+    def eval_step_with_suite_metrics(batch):
+        output = eval_step(batch)
+        record_metrics(agent.global_metrics, batch, output)
+        return output
+
+    agent.batchify = batchify_keeping_references
+    agent.eval_step = eval_step_with_suite_metrics
+    return agent
+
+
+@contextlib.contextmanager
+def _eval_model_agents_with_suite_metrics():
+    """While evaluating, eval_model's agents report the suite's metrics (see above)."""
+    import parlai.scripts.eval_model as eval_model_module
+
+    create_agent = eval_model_module.create_agent
+
+    def create_agent_with_suite_metrics(*args, **kwargs):
+        return with_suite_metrics(create_agent(*args, **kwargs))
+
+    eval_model_module.create_agent = create_agent_with_suite_metrics
+    try:
+        yield
+    finally:
+        eval_model_module.create_agent = create_agent
+
+
 def evaluate_model(
     model_file: str,
     eval_options: Mapping[str, Any],
@@ -130,7 +182,8 @@ def evaluate_model(
             f"model file {model_file}: its agent does not take these options ({error})"
         ) from None
     _seed_everything(seed)
-    report = {name: _number(value) for name, value in eval_model(opt).items()}
+    with _eval_model_agents_with_suite_metrics():
+        report = {name: _number(value) for name, value in eval_model(opt).items()}
 
     model_opt = _model_settings(opt)
     inference = model_opt.get("inference")

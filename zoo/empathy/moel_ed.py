@@ -8,8 +8,8 @@ from parlai_empathy.zoo import ZooRelease, download as download_release
 
 RELEASE = ZooRelease(
     name="moel_ed",
-    version="v1",
-    sha256="c7019ae0beb43882d1a86f021f8d4589fe71d37a0377448c8bbb0045bbd68974",
+    version="v2",
+    sha256="89890030057d43c1af49bc86d5db3953f68a43a68e4323aa202917ca2eb7de62",
 )
 
 
