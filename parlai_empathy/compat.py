@@ -54,9 +54,10 @@ def _validation_schedule_survives_resume():
     ``MODEL.opt``; the final valid/test evaluation, which reloads "the best validation model"
     from ``MODEL.opt`` with ``--load-from-checkpoint`` still on, then loads the last
     checkpoint instead of ``MODEL``. The option has done its work once the loop's agent is
-    built, so the loop turns it off for the final reload.
+    built, so a resumed single-process loop turns it off for the final reload.
     """
     import parlai.scripts.train_model as train_model
+    from parlai.utils.distributed import is_distributed
 
     loop = train_model.TrainLoop
     if getattr(loop.__init__, "_restores_last_valid_steps", False):
@@ -69,7 +70,12 @@ def _validation_schedule_survives_resume():
             steps = self.valid_reports[-1].get("train_steps")
             if isinstance(steps, int) and 0 <= steps <= self._train_steps:
                 self._last_valid_steps = steps
-        self.opt["load_from_checkpoint"] = False
+        model_file = self.opt.get("model_file")
+        resumed = model_file and self.opt.get("init_model") == model_file + ".checkpoint"
+        if resumed and not is_distributed():
+            # (single process only: with it off, multiprocessing_train's workers were seen to
+            # hang after their final evaluation; distributed runs keep ParlAI's behaviour)
+            self.opt["load_from_checkpoint"] = False
 
     __init__._restores_last_valid_steps = True
     loop.__init__ = __init__

@@ -29,7 +29,8 @@ fi
   --save-every-n-secs 600 --log-every-n-secs 60 2>&1 | tee -a "$RUN_DIR/train.log"
 
 for INFERENCE in beam greedy; do
+  BEAM_SIZE=5; if [ "$INFERENCE" = greedy ]; then BEAM_SIZE=1; fi  # stock ParlAI insists
   "$PARLAI" empathy_report -mfs "$RUN_DIR/model" -t empathetic_dialogues \
-    --train-experiencer-only true -dt test --inference "$INFERENCE" --beam-size 5 \
+    --train-experiencer-only true -dt test --inference "$INFERENCE" --beam-size "$BEAM_SIZE" \
     -bs 64 --out "$RUN_DIR/results_ed_test_$INFERENCE"
 done
