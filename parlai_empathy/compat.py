@@ -38,11 +38,11 @@ def apply():
     _distributed_on_cpu()
     _empathetic_dialogues_from_mirror()
     _quiet_pandas_stack_warning()
-    _validation_schedule_survives_resume()
+    _train_model_resume_fixes()
 
 
-def _validation_schedule_survives_resume():
-    """A resumed ``train_model`` validates on ParlAI's schedule, not right away.
+def _train_model_resume_fixes():
+    """Two ParlAI ``train_model`` resume bugs: the validation schedule and the final reload.
 
     ParlAI 1.7.2's ``TrainLoop`` restores a resumed run's step count and patience from its
     ``.trainstats`` but starts its "steps at the last validation" counter at 0, so with
