@@ -60,7 +60,7 @@ def _train_model_resume_fixes():
     from parlai.utils.distributed import is_distributed
 
     loop = train_model.TrainLoop
-    if getattr(loop.__init__, "_restores_last_valid_steps", False):
+    if getattr(loop.__init__, "_parlai_empathy_resume_fixes", False):
         return
     original_init = loop.__init__
 
@@ -77,7 +77,7 @@ def _train_model_resume_fixes():
             # hang after their final evaluation; distributed runs keep ParlAI's behaviour)
             self.opt["load_from_checkpoint"] = False
 
-    __init__._restores_last_valid_steps = True
+    __init__._parlai_empathy_resume_fixes = True
     loop.__init__ = __init__
 
 

@@ -16,6 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_DIR="${1:-runs/moel_ed}"
+VERSION="${RELEASE_VERSION:-v1}"
 EMBEDDING_ARGS=()
 if [ -n "${EMBEDDING_FILE:-}" ]; then EMBEDDING_ARGS=(--embedding-file "$EMBEDDING_FILE"); fi
 mkdir -p "$RUN_DIR"
@@ -32,9 +33,9 @@ fi
 # The release (fp16 weights, no optimizer state) and its numbers on the full test split,
 # beam 5 and greedy, measured on the released weights themselves.
 .venv/bin/python -m parlai_empathy.zoo pack --model-file "$RUN_DIR/model" --name moel_ed \
-  --version "${RELEASE_VERSION:-v1}" --out "$RUN_DIR/release" --fp16
+  --version "$VERSION" --out "$RUN_DIR/release" --fp16
 mkdir -p "$RUN_DIR/release/unpacked"
-tar -xzf "$RUN_DIR/release/moel_ed-${RELEASE_VERSION:-v1}.tar.gz" -C "$RUN_DIR/release/unpacked"
+tar -xzf "$RUN_DIR/release/moel_ed-$VERSION.tar.gz" -C "$RUN_DIR/release/unpacked"
 for INFERENCE in beam greedy; do
   .venv/bin/parlai empathy_report -mfs "$RUN_DIR/release/unpacked/model" \
     -t empathetic_dialogues --train-experiencer-only true -dt test \
