@@ -411,6 +411,7 @@ def test_save_load_round_trip_and_sparse_beam_equal_dense(overfit_model, tmp_pat
     ["--inference", "greedy"],
     ["--inference", "beam", "--beam-size", 3, "--beam-block-ngram", 2,
      "--beam-context-block-ngram", 2],
+    ["--inference", "beam", "--beam-size", 3, "--beam-selection", "rescored"],
     ["--inference", "topk", "--topk", 3],
     ["--inference", "nucleus", "--topp", 0.9],
 ])
@@ -418,6 +419,19 @@ def test_parlai_search_strategies(overfit_model, search):
     agent = _eval_agent(overfit_model["model_file"], *search)
     replies = agent.batch_act(_observations(agent, overfit_model["data"], n=2))
     assert all(r["text"] and r["emotion"] for r in replies)
+
+
+def test_beam_defaults_to_moel_s_own_stopping_rule(overfit_model):
+    from parlai.core.torch_generator_agent import BeamSearch
+
+    from parlai_empathy.decoding import FirstTopBeamSearch
+
+    agent = _eval_agent(overfit_model["model_file"], "--inference", "beam", "--beam-size", 5)
+    assert agent.opt["beam_selection"] == "first_top"
+    assert type(agent._treesearch_factory("cpu")) is FirstTopBeamSearch
+    agent = _eval_agent(overfit_model["model_file"], "--inference", "beam",
+                        "--beam-selection", "rescored")
+    assert type(agent._treesearch_factory("cpu")) is BeamSearch
 
 
 def test_empty_and_overlong_inputs(overfit_model):

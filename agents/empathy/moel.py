@@ -58,8 +58,9 @@ Choices (see also ``parlai_empathy/modules/moel.py``):
   ``parlai interactive`` shows them under the reply without touching its text (which goes back
   into the dialogue history).
 * **Other defaults.** Batch size 16 (left at ParlAI's 1 under ``parlai interactive``, whose
-  world would otherwise batch the human); beam 5 without length penalty, like the original's
-  beam search; ``--label-truncate 50``, which ParlAI also uses as the longest generation (the
+  world would otherwise batch the human); beam 5 with the original's search: no length
+  penalty, stop when the best hypothesis ends and return it (``--beam-selection first_top``,
+  :mod:`parlai_empathy.decoding`; ``rescored`` is ParlAI's rule); ``--label-truncate 50``, which ParlAI also uses as the longest generation (the
   original's 50 decoding steps); no dropout (the official run set none); a lower-cased
   dictionary; ``--inference greedy`` forces ``--beam-size 1``.
 * **Deliberate differences.** Padded encoder positions are zeroed before each width-3
@@ -88,6 +89,7 @@ from parlai.utils.misc import warn_once
 from parlai.utils.torch import padded_tensor
 
 from parlai_empathy import emotions
+from parlai_empathy.decoding import BEAM_SELECTIONS, FirstTopBeamSearch
 from parlai_empathy.embeddings import (
     NO_VECTORS,
     PACKAGED_GLOVE,
@@ -195,6 +197,10 @@ class MoelAgent(GenerationMetricsMixin, TorchGeneratorAgent):
                            "for -t esconv, else ed32.")
         group.add_argument("--emotion-loss-weight", type=float, default=1.0,
                            help="Weight of the emotion classification loss.")
+        group.add_argument("--beam-selection", choices=BEAM_SELECTIONS, default="first_top",
+                           help="first_top: stop when the best hypothesis ends and return "
+                           "it (MoEL's own beam); rescored: ParlAI's (collect beam-size "
+                           "finished hypotheses, rank them after --beam-length-penalty).")
         group.add_argument("--label-smoothing", type=float, default=0.1,
                            help="Label smoothing of the generation loss (0 disables).")
         group.add_argument("--gen-loss-reduction", choices=["sum", "mean"], default="sum",
@@ -551,6 +557,24 @@ class MoelAgent(GenerationMetricsMixin, TorchGeneratorAgent):
         return per_example.mean()
 
     # --- evaluation and chat -----------------------------------------------------------------
+
+    def _treesearch_factory(self, device, verbose=False):
+        """ParlAI's searches, and MoEL's own beam rule with ``--beam-selection first_top``."""
+        if self.opt.get("inference") != "beam" or self.opt.get("beam_selection") != "first_top":
+            return super()._treesearch_factory(device, verbose=verbose)
+        return FirstTopBeamSearch(
+            self.opt.get("beam_size", 1),
+            min_length=self.beam_min_length,
+            block_ngram=self.beam_block_ngram,
+            context_block_ngram=self.beam_context_block_ngram,
+            length_penalty=self.opt.get("beam_length_penalty", 0.65),
+            padding_token=self.NULL_IDX,
+            bos_token=self.START_IDX,
+            eos_token=self.END_IDX,
+            device=device,
+            verbose=verbose,
+            gpu_beam_blocking=self.opt.get("gpu_beam_blocking", False),
+        )
 
     def eval_step(self, batch):
         output = super().eval_step(batch)
