@@ -89,6 +89,9 @@ def test_twenty_concurrent_annotators(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=60)
+    # `serve` is Potato itself (exec, no child): terminating it left nothing listening
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(url, timeout=10)
 
     spec = key["tasks"]["ratings"]
     from parlai_empathy.human_eval.annotations import read_study

@@ -9,9 +9,8 @@ settings to enter on the platform.
 """
 import os
 import secrets
-import subprocess
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, NoReturn, Optional
 
 import yaml
 
@@ -46,15 +45,17 @@ def server_command(task_dir: str, port: int, host: str = "127.0.0.1",
 
 
 def serve(task_dir: str, port: int, host: str = "127.0.0.1",
-          config_name: str = "config.yaml") -> int:
-    """Run the server in the foreground until interrupted; returns its exit status."""
+          config_name: str = "config.yaml") -> NoReturn:
+    """Become the server, in the foreground until interrupted.
+
+    The process is replaced (``exec``), not forked: a signal sent to ``serve`` (Ctrl-C, a
+    supervisor's SIGTERM) then reaches Potato itself instead of leaving it running orphaned.
+    """
     command = server_command(task_dir, port, host, config_name)
     print(f"Serving {os.path.abspath(task_dir)} at http://{host}:{port}/ (Ctrl-C stops it; "
           "annotations are saved as they are submitted)", flush=True)
-    try:
-        return subprocess.call(command, cwd=task_dir)
-    except KeyboardInterrupt:
-        return 0
+    os.chdir(task_dir)
+    os.execv(command[0], command)
 
 
 def crowd_config(task_dir: str, platform: str, public_url: str,
