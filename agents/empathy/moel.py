@@ -60,8 +60,8 @@ Choices (see also ``parlai_empathy/modules/moel.py``):
 * **Other defaults.** Batch size 16 (left at ParlAI's 1 under ``parlai interactive``, whose
   world would otherwise batch the human); beam 5 with the original's search: no length
   penalty, stop when the best hypothesis ends and return it (``--beam-selection first_top``,
-  :mod:`parlai_empathy.decoding`; ``rescored`` is ParlAI's rule); ``--label-truncate 50``, which ParlAI also uses as the longest generation (the
-  original's 50 decoding steps); no dropout (the official run set none); a lower-cased
+  :mod:`parlai_empathy.decoding`; ``rescored`` is ParlAI's rule); ``--label-truncate 50``,
+  which ParlAI also uses as the longest generation (the original's 50 decoding steps); no dropout (the official run set none); a lower-cased
   dictionary; ``--inference greedy`` forces ``--beam-size 1``.
 * **Deliberate differences.** Padded encoder positions are zeroed before each width-3
   convolution (the original lets padding reach the last real token, so its outputs depend on
