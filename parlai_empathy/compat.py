@@ -283,6 +283,12 @@ def _distributed_on_cpu():
             parlai_distributed.sync_object(None)
             try:
                 yield opt
+                # leave together: gloo's barrier first waits for every pending operation, so
+                # no rank tears its group down (the DDP reducer's, when the train loop is
+                # freed) while a peer's last collective is still in flight; without it the
+                # first rank's ProcessGroupGloo destructor was seen hanging on its threads
+                # after the other rank had exited
+                dist.barrier()
             finally:
                 dist.destroy_process_group()
 
