@@ -19,9 +19,9 @@ def logprobs(*rows):
     return table.log()
 
 
-def run(search_class, steps, beam_size=2):
-    search = search_class(beam_size, min_length=0, length_penalty=0.0, padding_token=PAD,
-                          bos_token=BOS, eos_token=EOS)
+def run(search_class, steps, beam_size=2, min_length=0):
+    search = search_class(beam_size, min_length=min_length, length_penalty=0.0,
+                          padding_token=PAD, bos_token=BOS, eos_token=EOS)
     for step, table in enumerate(steps):
         if search.is_done():
             break
@@ -64,11 +64,6 @@ def test_first_top_at_the_length_limit_returns_the_top_hypothesis():
 
 
 def test_first_top_keeps_parlai_s_minimum_length():
-    search = FirstTopBeamSearch(2, min_length=2, length_penalty=0.0, padding_token=PAD,
-                                bos_token=BOS, eos_token=EOS)
-    for step, table in enumerate(STEPS):
-        if search.is_done():
-            break
-        search.advance(table.clone(), step)
-    tokens = search.get_rescored_finished()[0][0].tolist()
+    _, ranked = run(FirstTopBeamSearch, STEPS, min_length=2)
+    tokens = ranked[0][0].tolist()
     assert len(tokens) >= 2 + 2 and tokens[-1] == EOS  # BOS, two words, EOS

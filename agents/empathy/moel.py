@@ -61,8 +61,9 @@ Choices (see also ``parlai_empathy/modules/moel.py``):
   world would otherwise batch the human); beam 5 with the original's search: no length
   penalty, stop when the best hypothesis ends and return it (``--beam-selection first_top``,
   :mod:`parlai_empathy.decoding`; ``rescored`` is ParlAI's rule); ``--label-truncate 50``,
-  which ParlAI also uses as the longest generation (the original's 50 decoding steps); no dropout (the official run set none); a lower-cased
-  dictionary; ``--inference greedy`` forces ``--beam-size 1``.
+  which ParlAI also uses as the longest generation (the original's 50 decoding steps); no
+  dropout (the official run set none); a lower-cased dictionary; ``--inference greedy``
+  forces ``--beam-size 1``.
 * **Deliberate differences.** Padded encoder positions are zeroed before each width-3
   convolution (the original lets padding reach the last real token, so its outputs depend on
   the batch); the oracle is drawn for the current batch (the original draws it for the next
