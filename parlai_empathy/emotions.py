@@ -16,12 +16,15 @@ means the same label.
 * :data:`ESCONV_EMOTION_TYPES` and :data:`ESCONV_STRATEGIES`: ESConv's ``emotion_type``
   values and its 8 support strategies (Liu et al., ACL 2021), the latter in the order of
   thu-coai/Emotional-Support-Conversation ``strategy.json``.
+* :data:`LABEL_SETS`: the label sets a model can classify (``--emotion-labels``), each with
+  the message field that holds the gold label; :func:`resolve_label_set` picks one for a task.
 
 Example::
 
     python -c "from parlai_empathy import emotions as e; print(e.emotion_id('joyful'), e.group_of('joyful'), e.polarity_of('joyful'))"
 """
-from typing import Dict, Tuple
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Tuple
 
 # --- EmpatheticDialogues: 32 emotions, id = position (MoEL's emo_map order) ---------------
 ED_EMOTIONS: Tuple[str, ...] = (
@@ -186,3 +189,50 @@ def strategy_id(name: str) -> int:
 def strategy_token(name: str) -> str:
     """The special token of a strategy as the ESConv code writes it: ``'[Question]'``."""
     return STRATEGY_TOKENS[strategy_id(name)]
+
+
+def _esconv_type_id(name: str) -> int:
+    return esconv_emotion_type_id(name.strip().lower() if isinstance(name, str) else name)
+
+
+@dataclass(frozen=True)
+class EmotionLabelSet:
+    """The emotions a model classifies and where a teacher's message keeps the gold one."""
+
+    name: str
+    labels: Tuple[str, ...]
+    field: str
+    to_id: Callable[[str], int]
+
+
+LABEL_SETS: Dict[str, EmotionLabelSet] = {
+    "ed32": EmotionLabelSet("ed32", ED_EMOTIONS, "emotion", emotion_id),
+    "esconv": EmotionLabelSet("esconv", ESCONV_EMOTION_TYPES, "emotion_type", _esconv_type_id),
+}
+
+_ESCONV_TASKS = ("esconv", "parlai.tasks.esconv.agents")
+
+
+def resolve_label_set(choice: Optional[str], task: Optional[str]) -> str:
+    """The label set for ``--emotion-labels choice`` on ``--task task``.
+
+    ``auto`` (or None) gives ``esconv`` when every task is ESConv and ``ed32`` otherwise; a
+    mix of ESConv and other tasks must choose explicitly.
+    """
+    choice = choice or "auto"
+    if choice != "auto":
+        if choice not in LABEL_SETS:
+            raise ValueError(
+                f"--emotion-labels {choice!r} is not one of {', '.join(LABEL_SETS)} or auto"
+            )
+        return choice
+    tasks = [t.split(":")[0].strip() for t in (task or "").split(",") if t.strip()]
+    is_esconv = [t in _ESCONV_TASKS for t in tasks]
+    if tasks and all(is_esconv):
+        return "esconv"
+    if any(is_esconv):
+        raise ValueError(
+            f"--task {task} mixes ESConv with other tasks; choose the emotion label "
+            "set explicitly with --emotion-labels ed32 or --emotion-labels esconv"
+        )
+    return "ed32"

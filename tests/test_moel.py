@@ -21,14 +21,9 @@ from parlai.core.params import ParlaiParser
 from parlai.utils.misc import msg_to_str
 
 from parlai_cli import run_parlai
-from parlai_empathy.modules.moel import (
-    STATE_SELF,
-    STATE_USER,
-    MoelConfig,
-    MoelModel,
-    gate_listeners,
-)
-from parlai_empathy.modules.transformer_layers import MoelLayerNorm, timing_signal
+from parlai_empathy.modules.emotion_base import STATE_SELF, STATE_USER
+from parlai_empathy.modules.moel import MoelConfig, MoelModel, gate_listeners
+from parlai_empathy.modules.transformer_layers import LayerNorm, timing_signal
 
 TINY = dict(
     vocab_size=40, embedding_size=16, hidden_size=16, key_depth=8, value_depth=8,
@@ -84,7 +79,7 @@ def test_config_is_validated():
 def test_layer_norm_and_timing_signal_follow_the_original():
     x = torch.randn(2, 3, 8)
     expected = (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + 1e-6)
-    assert torch.allclose(MoelLayerNorm(8)(x), expected, atol=1e-6)
+    assert torch.allclose(LayerNorm(8)(x), expected, atol=1e-6)
     signal = timing_signal(5, 6)  # 3 timescales 1, 1e2, 1e4: sines then cosines
     assert signal.shape == (1, 5, 6)
     assert torch.allclose(signal[0, 3, 0], torch.tensor(math.sin(3.0)))
@@ -253,13 +248,13 @@ def test_noam_schedule_through_invsqrt():
 
 
 def test_emotion_label_sets():
-    from parlai.agents.empathy.moel import LABEL_SETS, resolve_label_set
+    from parlai_empathy.emotions import LABEL_SETS, resolve_label_set
 
-    assert resolve_label_set({"task": "empathetic_dialogues"}) == "ed32"
-    assert resolve_label_set({"task": "esconv"}) == "esconv"
-    assert resolve_label_set({"task": "esconv", "emotion_labels": "ed32"}) == "ed32"
+    assert resolve_label_set("auto", "empathetic_dialogues") == "ed32"
+    assert resolve_label_set(None, "esconv") == "esconv"
+    assert resolve_label_set("ed32", "esconv") == "ed32"
     with pytest.raises(ValueError, match="--emotion-labels"):
-        resolve_label_set({"task": "esconv,empathetic_dialogues"})
+        resolve_label_set("auto", "esconv,empathetic_dialogues")
     esconv = LABEL_SETS["esconv"]
     assert (len(esconv.labels), esconv.field, esconv.to_id("Anxiety")) == (11, "emotion_type", 0)
     agent = make_agent(*TINY_AGENT, "-dt", "valid", "--emotion-labels", "esconv")

@@ -1,6 +1,7 @@
 """A deliberately small transformer generator: plumbing checks, smoke tests and demos.
 
-It is ParlAI's own ``transformer/generator`` with sizes small enough to train in seconds on a
+It is ParlAI's own ``transformer/generator`` (through ``empathy/transformer_generator``: our
+dictionary and evaluation suite) with sizes small enough to train in seconds on a
 CPU, so that installation, distributed training, the zoo and evaluation can be exercised
 end to end before (and independently of) the research models::
 
@@ -10,12 +11,10 @@ end to end before (and independently of) the research models::
 Its evaluation reports carry the suite of :mod:`parlai_empathy.metrics` (bleu1..bleu4, mbleu,
 rougeL, dist1, dist2, resp_len, vader_delta) next to ParlAI's ppl.
 """
-from parlai.agents.transformer.transformer import TransformerGeneratorAgent
-
-from parlai_empathy.metrics.agent_mixin import GenerationMetricsMixin
+from parlai.agents.empathy.transformer_generator import TransformerGeneratorWithSuiteAgent
 
 
-class TinyGeneratorAgent(GenerationMetricsMixin, TransformerGeneratorAgent):
+class TinyGeneratorAgent(TransformerGeneratorWithSuiteAgent):
     @classmethod
     def add_cmdline_args(cls, parser, partial_opt=None):
         super().add_cmdline_args(parser, partial_opt=partial_opt)

@@ -15,7 +15,14 @@ to ``self.global_metrics``. So the agent's report -- what ``eval_model`` prints 
 what ``--validation-metric`` can select -- carries bleu1..bleu4, mbleu, rougeL, dist1, dist2,
 resp_len and vader_delta next to ParlAI's ppl.
 Nothing is added with ``--skip-generation true`` (there is no text).
+
+The texts are the agent's replies as sentences: the mixin detokenizes with the agent's own
+dictionary (:class:`~parlai_empathy.dictionary.DetokenizedOutputMixin`), so ``i ' m`` from
+ParlAI's ``re`` tokens is scored, and shown, as ``I'm``. It also makes ``ppl`` the default
+``--validation-metric`` (ParlAI's default, ``accuracy``, does not exist with
+``--skip-generation true``).
 """
+from parlai_empathy.dictionary import DetokenizedOutputMixin
 from parlai_empathy.metrics.parlai_metrics import generation_metrics
 
 # Batch fields starting with "_" are not moved to the GPU.
@@ -51,8 +58,14 @@ def record_metrics(global_metrics, batch, output):
                 global_metrics.add(name, metric)
 
 
-class GenerationMetricsMixin:
+class GenerationMetricsMixin(DetokenizedOutputMixin):
     """Adds the suite's corpus metrics to a TorchGeneratorAgent's report at evaluation."""
+
+    @classmethod
+    def add_cmdline_args(cls, parser, partial_opt=None):
+        super().add_cmdline_args(parser, partial_opt=partial_opt)
+        parser.set_defaults(validation_metric="ppl")
+        return parser
 
     def batchify(self, obs_batch, *args, **kwargs):
         return attach_references(super().batchify(obs_batch, *args, **kwargs), obs_batch)

@@ -8,12 +8,13 @@ transformer_mulexpert.py``, ``model/common_layer.py``). The ParlAI agent around 
     parlai train_model -m empathy/moel -t empathetic_dialogues \
         --train-experiencer-only true -mf /tmp/moel/model
 
-The model, as in the original:
+The model, as in the original (what MoEL shares with MIME and the seed's models -- word
+embeddings, dialogue states, the context encoder and its emotion classifier, the output layer
+-- is in :mod:`parlai_empathy.modules.emotion_base`):
 
-* **Emotion tracker.** A transformer encoder reads ``[CLS] + context``; every token's input is
-  its word embedding plus a *dialogue-state* embedding (the user's turns, our own turns; the
-  CLS position has its own state). A linear layer on the CLS output (or on the mean of all
-  positions) gives one logit per emotion.
+* **Emotion tracker.** The family's :class:`~parlai_empathy.modules.emotion_base.DialogueEncoder`
+  reads ``[CLS] + context`` (word + dialogue-state embeddings) and gives one logit per emotion
+  from the CLS output (or the mean of all positions).
 * **Listeners.** One decoder layer per emotion plus one shared listener, all reading the same
   embedded response prefix and the encoder output.
 * **Gating.** ``topk``: softmax over the k largest emotion logits, zero elsewhere (the paper);
@@ -33,82 +34,42 @@ reorders; the listeners' incremental states remember which rows they hold.
 Shapes: ``B`` batch, ``S`` source length (with CLS), ``T`` target length, ``D`` hidden size,
 ``E`` number of emotions (= listeners), ``V`` vocabulary.
 """
-import math
 from dataclasses import dataclass
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from parlai.core.torch_generator_agent import TorchGeneratorModel
 
+from parlai_empathy.modules.emotion_base import (
+    DialogueEncoder,
+    EmotionGeneratorConfig,
+    EmotionGeneratorModel,
+    WordEmbeddings,
+)
 from parlai_empathy.modules.transformer_layers import (
     DecoderLayer,
-    EncoderLayer,
     LayerCache,
-    MoelLayerNorm,
+    LayerNorm,
     timing_signal,
 )
 
-# Dialogue states (MoEL's CLS / USR / SYS tokens): USER marks the turns of the person we answer
-# (the last context turn and every second turn before it), SELF our own earlier turns.
-STATE_CLS = 0
-STATE_USER = 1
-STATE_SELF = 2
-NUM_DIALOGUE_STATES = 3
-
 GATINGS = ("topk", "soft", "sigmoid")
-POOLINGS = ("cls", "mean")
 
 
 @dataclass
-class MoelConfig:
-    """Sizes and switches of a MoEL model; defaults are the official MoEL run."""
+class MoelConfig(EmotionGeneratorConfig):
+    """MoEL's switches on top of the family's sizes; defaults are the official MoEL run
+    (``num_emotions`` is also the number of listeners, ``num_layers`` also the meta
+    listener's depth)."""
 
-    vocab_size: int
-    padding_idx: int = 0
-    start_idx: int = 1
-    end_idx: int = 2
-    unknown_idx: int = 3
-    num_emotions: int = 32  # one listener per emotion of the label set
-    embedding_size: int = 300  # the embedding the encoder/decoder projections read
-    word_vector_size: Optional[int] = None  # lookup-table size (a pretrained file's); None: same
-    hidden_size: int = 300
-    num_layers: int = 1  # encoder layers, and meta-listener layers
-    num_heads: int = 2
-    key_depth: int = 40  # total query/key depth over all heads
-    value_depth: int = 40  # total value depth over all heads
-    filter_size: int = 50  # inner size of the convolutional feed-forward block
-    kernel_size: int = 3  # width of its convolutions
     gating: str = "topk"  # topk | soft | sigmoid
     topk: int = 5  # listeners kept per example by topk gating
-    emotion_pooling: str = "cls"  # cls | mean: the encoder summary the classifier reads
     shared_listener: bool = True  # MoEL's shared ("basic") listener
     sparse_listeners: bool = True  # run a listener only on the rows that select it
-    input_dropout: float = 0.0
-    layer_dropout: float = 0.0
-    attention_dropout: float = 0.0
-    relu_dropout: float = 0.0
 
     def __post_init__(self):
-        if self.word_vector_size is None:
-            self.word_vector_size = self.embedding_size
-        for name in (
-            "vocab_size", "num_emotions", "embedding_size", "word_vector_size",
-            "hidden_size", "num_layers", "num_heads", "key_depth", "value_depth",
-            "filter_size", "kernel_size",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"MoelConfig.{name} must be a positive integer, got {value!r}")
-        if self.hidden_size < 2:
-            raise ValueError("MoelConfig.hidden_size must be at least 2 (layer norm)")
-        for name in ("key_depth", "value_depth"):
-            if getattr(self, name) % self.num_heads:
-                raise ValueError(
-                    f"MoelConfig.{name} ({getattr(self, name)}) must be divisible by "
-                    f"num_heads ({self.num_heads})"
-                )
+        super().__post_init__()
         if self.gating not in GATINGS:
             raise ValueError(f"MoelConfig.gating must be one of {GATINGS}, got {self.gating!r}")
         if self.gating == "topk" and not 1 <= self.topk <= self.num_emotions:
@@ -116,30 +77,6 @@ class MoelConfig:
                 f"MoelConfig.topk must be in 1..num_emotions ({self.num_emotions}) for topk "
                 f"gating, got {self.topk}"
             )
-        if self.emotion_pooling not in POOLINGS:
-            raise ValueError(
-                f"MoelConfig.emotion_pooling must be one of {POOLINGS}, got "
-                f"{self.emotion_pooling!r}"
-            )
-        for name in ("input_dropout", "layer_dropout", "attention_dropout", "relu_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"MoelConfig.{name} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("padding_idx", "start_idx", "end_idx", "unknown_idx"):
-            if not 0 <= getattr(self, name) < self.vocab_size:
-                raise ValueError(f"MoelConfig.{name} must index the vocabulary")
-
-    def layer_kwargs(self) -> dict:
-        return dict(
-            hidden_size=self.hidden_size,
-            key_depth=self.key_depth,
-            value_depth=self.value_depth,
-            filter_size=self.filter_size,
-            num_heads=self.num_heads,
-            kernel_size=self.kernel_size,
-            layer_dropout=self.layer_dropout,
-            attention_dropout=self.attention_dropout,
-            relu_dropout=self.relu_dropout,
-        )
 
 
 class MoelEncoderOutput(NamedTuple):
@@ -168,44 +105,8 @@ def gate_listeners(emotion_logits: torch.Tensor, gating: str, topk: int) -> torc
     raise ValueError(f"unknown gating {gating!r}; expected one of {GATINGS}")
 
 
-class WordEmbeddings(nn.Module):
-    """Lookup table scaled by ``sqrt(table size)`` (MoEL's ``Embeddings``), then a learned
-    projection to ``embedding_size`` when the table (e.g. 50-d GloVe) has another size."""
-
-    def __init__(self, vocab_size: int, vector_size: int, embedding_size: int, padding_idx: int):
-        super().__init__()
-        self.table = nn.Embedding(vocab_size, vector_size, padding_idx=padding_idx)
-        self.scale = math.sqrt(vector_size)
-        self.projection = (
-            nn.Linear(vector_size, embedding_size, bias=False)
-            if vector_size != embedding_size
-            else None
-        )
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """``ids`` (B, L) -> (B, L, embedding_size)."""
-        vectors = self.table(ids) * self.scale
-        return self.projection(vectors) if self.projection is not None else vectors
-
-
-class MoelEncoder(nn.Module):
-    """Emotion tracker: transformer encoder over ``[CLS] + context``, emotion classifier, gate."""
-
-    def __init__(self, config: MoelConfig, embeddings: WordEmbeddings):
-        super().__init__()
-        self.config = config
-        self.padding_idx = config.padding_idx
-        self.embeddings = embeddings
-        self.dialogue_state_embeddings = nn.Embedding(NUM_DIALOGUE_STATES, config.embedding_size)
-        self.cls_embedding = nn.Parameter(torch.zeros(config.embedding_size))
-        self.embedding_scale = math.sqrt(config.embedding_size)
-        self.input_dropout = nn.Dropout(config.input_dropout)
-        self.embedding_proj = nn.Linear(config.embedding_size, config.hidden_size, bias=False)
-        self.layers = nn.ModuleList(
-            [EncoderLayer(**config.layer_kwargs()) for _ in range(config.num_layers)]
-        )
-        self.norm = MoelLayerNorm(config.hidden_size)
-        self.emotion_classifier = nn.Linear(config.hidden_size, config.num_emotions, bias=False)
+class MoelEncoder(DialogueEncoder):
+    """Emotion tracker: the family's dialogue encoder and emotion classifier, and the gate."""
 
     def forward(
         self,
@@ -221,34 +122,12 @@ class MoelEncoder(nn.Module):
         :param oracle_emotions: (B,) gold emotion ids: replace the gate by their one-hot
             (training only; see the agent's ``--oracle-schedule``).
         """
-        batch = text_vec.size(0)
-        if dialogue_states is None:
-            dialogue_states = torch.full_like(text_vec, STATE_USER)
-        # word + dialogue-state embeddings; position 0 is CLS (its own word and state vector)
-        words = self.embeddings(text_vec)  # (B, L, E_emb)
-        states = self.dialogue_state_embeddings(dialogue_states) * self.embedding_scale
-        cls_state = self.dialogue_state_embeddings.weight[STATE_CLS]
-        cls = (self.cls_embedding + cls_state) * self.embedding_scale
-        x = torch.cat([cls.expand(batch, 1, -1).to(words.dtype), words + states], dim=1)
-        keep = torch.cat(
-            [text_vec.new_ones(batch, 1, dtype=torch.bool), text_vec != self.padding_idx], dim=1
-        )  # (B, S)
-
-        x = self.embedding_proj(self.input_dropout(x))  # (B, S, D)
-        x = x + timing_signal(x.size(1), x.size(2), device=x.device, dtype=x.dtype)
-        for layer in self.layers:
-            x = layer(x, keep)
-        hidden_states = self.norm(x)
-
-        if self.config.emotion_pooling == "cls":
-            summary = hidden_states[:, 0]
-        else:  # mean over real positions (the original's --mean_query also averaged padding)
-            weights = keep.unsqueeze(-1).to(hidden_states.dtype)
-            summary = (hidden_states * weights).sum(1) / weights.sum(1)
-        emotion_logits = self.emotion_classifier(summary)  # (B, E)
-
+        hidden_states, keep = self.encode(text_vec, dialogue_states)
+        emotion_logits = self.classify_emotion(hidden_states, keep)  # (B, E)
         if oracle_emotions is not None:
-            listener_weights = F.one_hot(oracle_emotions, self.config.num_emotions).to(x.dtype)
+            listener_weights = F.one_hot(oracle_emotions, self.config.num_emotions).to(
+                hidden_states.dtype
+            )
         else:
             listener_weights = gate_listeners(
                 emotion_logits, self.config.gating, self.config.topk
@@ -283,7 +162,7 @@ class MoelDecoder(nn.Module):
         self.meta_listener = nn.ModuleList(
             [DecoderLayer(**layer_kwargs) for _ in range(config.num_layers)]
         )
-        self.norm = MoelLayerNorm(config.hidden_size)
+        self.norm = LayerNorm(config.hidden_size)
 
     @staticmethod
     def listener_rows(listener_weights: torch.Tensor) -> List[Tuple[int, torch.Tensor]]:
@@ -416,7 +295,7 @@ class MoelDecoder(nn.Module):
         }
 
 
-class MoelModel(TorchGeneratorModel):
+class MoelModel(EmotionGeneratorModel):
     """MoEL behind ParlAI's ``TorchGeneratorModel`` interface.
 
     ``encoder(text_vec, dialogue_states=None, oracle_emotions=None)`` ->
@@ -425,56 +304,10 @@ class MoelModel(TorchGeneratorModel):
     """
 
     def __init__(self, config: MoelConfig):
-        super().__init__(
-            padding_idx=config.padding_idx,
-            start_idx=config.start_idx,
-            end_idx=config.end_idx,
-            unknown_idx=config.unknown_idx,
-        )
-        self.config = config
-        self.embeddings = WordEmbeddings(
-            config.vocab_size, config.word_vector_size, config.embedding_size,
-            config.padding_idx,
-        )
+        super().__init__(config)
         self.encoder = MoelEncoder(config, self.embeddings)
         self.decoder = MoelDecoder(config, self.embeddings)
-        self.output_proj = nn.Linear(config.hidden_size, config.vocab_size)
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        """The original's initialisation: Xavier-uniform for every matrix (and convolution
-        kernel); the dialogue-state and CLS vectors ~ N(0, 0.01) like its other non-GloVe
-        rows; the padding row zero. Pretrained word vectors are copied in afterwards."""
-        special = {
-            id(self.encoder.dialogue_state_embeddings.weight),
-            id(self.encoder.cls_embedding),
-        }
-        for parameter in self.parameters():
-            if id(parameter) in special:
-                nn.init.normal_(parameter, std=0.01)
-            elif parameter.dim() > 1:
-                nn.init.xavier_uniform_(parameter)
-        with torch.no_grad():
-            self.embeddings.table.weight[self.config.padding_idx].zero_()
-
-    def parameter_anchor(self) -> torch.Tensor:
-        """``0 * sum(every parameter)``: added to a training loss, it gives every parameter a
-        gradient. Sparse listeners leave the unselected ones without any (None), where the
-        dense mixture gives them exact zeros; with the anchor the optimizer sees the same
-        zeros (Adam's moments still decay, as in the original), and DDP, which expects a
-        gradient for each parameter, works."""
-        return 0.0 * sum(p.sum() for p in self.parameters() if p.requires_grad)
-
-    def output(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.output_proj(hidden_states)
-
-    def reorder_encoder_states(
-        self, encoder_states: MoelEncoderOutput, indices
-    ) -> MoelEncoderOutput:
-        if not torch.is_tensor(indices):
-            indices = torch.as_tensor(indices, dtype=torch.long)
-        indices = indices.to(encoder_states.hidden_states.device)
-        return MoelEncoderOutput(*(field.index_select(0, indices) for field in encoder_states))
+        self.finish_building()
 
     def reorder_decoder_incremental_state(
         self, incremental_state: IncrementalState, inds: torch.Tensor

@@ -54,8 +54,8 @@ def timing_signal(
     return signal.to(dtype).unsqueeze(0)
 
 
-class MoelLayerNorm(nn.Module):
-    """``gamma * (x - mean) / (std + eps) + beta`` with the unbiased ``std``, as in MoEL.
+class LayerNorm(nn.Module):
+    """``gamma * (x - mean) / (std + eps) + beta`` with the unbiased ``std``, as in MoEL and MIME.
 
     Not ``nn.LayerNorm``: that divides by ``sqrt(biased variance + eps)``.
     """
@@ -227,11 +227,11 @@ class EncoderLayer(nn.Module):
         relu_dropout: float = 0.0,
     ):
         super().__init__()
-        self.norm_attention = MoelLayerNorm(hidden_size)
+        self.norm_attention = LayerNorm(hidden_size)
         self.self_attention = MultiHeadAttention(
             hidden_size, key_depth, value_depth, hidden_size, num_heads, attention_dropout
         )
-        self.norm_ffn = MoelLayerNorm(hidden_size)
+        self.norm_ffn = LayerNorm(hidden_size)
         self.ffn = ConvFeedForward(
             hidden_size, filter_size, hidden_size, kernel_size, causal=False,
             dropout=relu_dropout,
@@ -267,15 +267,15 @@ class DecoderLayer(nn.Module):
         relu_dropout: float = 0.0,
     ):
         super().__init__()
-        self.norm_self_attention = MoelLayerNorm(hidden_size)
+        self.norm_self_attention = LayerNorm(hidden_size)
         self.self_attention = MultiHeadAttention(
             hidden_size, key_depth, value_depth, hidden_size, num_heads, attention_dropout
         )
-        self.norm_cross_attention = MoelLayerNorm(hidden_size)
+        self.norm_cross_attention = LayerNorm(hidden_size)
         self.cross_attention = MultiHeadAttention(
             hidden_size, key_depth, value_depth, hidden_size, num_heads, attention_dropout
         )
-        self.norm_ffn = MoelLayerNorm(hidden_size)
+        self.norm_ffn = LayerNorm(hidden_size)
         self.ffn = ConvFeedForward(
             hidden_size, filter_size, hidden_size, kernel_size, causal=True,
             dropout=relu_dropout,

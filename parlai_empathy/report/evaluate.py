@@ -112,12 +112,13 @@ def with_suite_metrics(agent):
 
     Our generators carry :class:`~parlai_empathy.metrics.agent_mixin.GenerationMetricsMixin`;
     a stock ParlAI generator (``transformer/generator`` ...) reports only ParlAI's own
-    metrics, so the report wraps this instance's ``batchify`` and ``eval_step`` the way the
-    mixin does (same weights, options and decoding; ParlAI's batch world runs every batch
-    through this main agent).
+    metrics, so the report wraps this instance's ``batchify``, ``eval_step`` and ``_v2t``
+    (replies detokenized by the agent's dictionary) the way the mixin does (same weights,
+    options and decoding; ParlAI's batch world runs every batch through this main agent).
     """
     from parlai.core.torch_generator_agent import TorchGeneratorAgent
 
+    from parlai_empathy.dictionary import readable
     from parlai_empathy.metrics.agent_mixin import (
         GenerationMetricsMixin,
         attach_references,
@@ -126,7 +127,7 @@ def with_suite_metrics(agent):
 
     if not isinstance(agent, TorchGeneratorAgent) or isinstance(agent, GenerationMetricsMixin):
         return agent
-    batchify, eval_step = agent.batchify, agent.eval_step
+    batchify, eval_step, v2t = agent.batchify, agent.eval_step, agent._v2t
 
     def batchify_keeping_references(obs_batch, *args, **kwargs):
         return attach_references(batchify(obs_batch, *args, **kwargs), obs_batch)
@@ -136,7 +137,11 @@ def with_suite_metrics(agent):
         record_metrics(agent.global_metrics, batch, output)
         return output
 
+    def detokenized_v2t(vec):
+        return readable(v2t(vec), agent.dict.tokenizer, bool(agent.dict.lower))
+
     agent.batchify = batchify_keeping_references
+    agent._v2t = detokenized_v2t
     agent.eval_step = eval_step_with_suite_metrics
     return agent
 

@@ -1,0 +1,21 @@
+"""ParlAI's stock transformer generator with the papers' dictionary and our evaluation suite.
+
+The architecture, options and training are ParlAI's own ``transformer/generator``; only the
+dictionary class (which adds ``--dict-tokenizer paper``, the MoEL/MIME token space, and
+detokenizes replies) and the suite's metrics are added, so a baseline trained with it has a
+ppl per paper token, comparable with the emotion generators'::
+
+    parlai train_model -m empathy/transformer_generator -t empathetic_dialogues \
+        --train-experiencer-only true --dict-tokenizer paper -mf /tmp/baseline/model \
+        --max-train-steps 200
+"""
+from parlai.agents.transformer.transformer import TransformerGeneratorAgent
+
+from parlai_empathy.dictionary import EmpathyDictionaryAgent
+from parlai_empathy.metrics.agent_mixin import GenerationMetricsMixin
+
+
+class TransformerGeneratorWithSuiteAgent(GenerationMetricsMixin, TransformerGeneratorAgent):
+    @classmethod
+    def dictionary_class(cls):
+        return EmpathyDictionaryAgent
