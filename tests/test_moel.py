@@ -12,6 +12,7 @@ Everything runs on one CPU thread (the machine is shared; two threads contend ba
 """
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -288,6 +289,58 @@ def test_oracle_schedule_decays():
     assert not agent._use_oracle()
 
 
+def test_oracle_routes_training_batches_only():
+    # --oracle-schedule 1e9: the oracle's probability stays ~1, so every training batch uses
+    # it; evaluation (loss, generation, the emotion shown) must never see the gold emotion
+    agent = make_agent(*TINY_AGENT, "-dt", "train", "--oracle-schedule", 1e9,
+                       "--learningrate", 1e-3, "--lr-scheduler", "none",
+                       "--skip-generation", "false", "--inference", "greedy")
+    seen = []
+    encoder_forward = agent.model.encoder.forward
+
+    def spy(text_vec, dialogue_states=None, oracle_emotions=None):
+        seen.append(oracle_emotions)
+        return encoder_forward(text_vec, dialogue_states, oracle_emotions)
+
+    agent.model.encoder.forward = spy
+
+    def observations(label_field):
+        obs = []
+        for text, emotion in (("i got the job", "joyful"), ("my cat died", "devastated")):
+            agent.reset()
+            obs.append(agent.observe(Message({"text": text, label_field: ["wow"],
+                                              "emotion": emotion, "episode_done": True})))
+        return obs
+
+    agent.batch_act(observations("labels"))
+    assert len(seen) == 1 and seen[0].tolist() == [16, 25]  # joyful, devastated
+    seen.clear()
+    replies = agent.batch_act(observations("eval_labels"))
+    assert len(seen) >= 2 and all(oracle is None for oracle in seen)  # loss, search, emotion
+    assert "emotion_acc" in replies[0]["metrics"] and replies[0]["emotion"]
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_label_smoothed_loss_equals_a_hand_computation(reduction):
+    agent = make_agent(*TINY_AGENT, "-dt", "train", "--gen-loss-reduction", reduction)
+    pad, vocab, smoothing = agent.NULL_IDX, 7, 0.1
+    assert pad == 0 and agent.opt["label_smoothing"] == smoothing
+    scores = torch.randn(2, 3, vocab, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([[4, 5, 6], [5, pad, pad]])
+    expected, tokens = 0.0, 0
+    for row, step in [(0, 0), (0, 1), (0, 2), (1, 0)]:
+        logp = torch.log_softmax(scores[row, step].double(), -1)
+        target = int(labels[row, step])
+        rest = [v for v in range(vocab) if v not in (target, pad)]
+        # 0.9 on the target, 0.1 spread over the rest of the vocabulary but padding
+        expected += -(1 - smoothing) * logp[target] - smoothing / (vocab - 2) * logp[rest].sum()
+        tokens += 1
+    if reduction == "mean":
+        expected /= tokens
+    loss = agent._generation_loss(labels, scores, scores.argmax(-1))
+    assert loss.item() == pytest.approx(float(expected), rel=1e-5)
+
+
 def test_missing_and_unknown_emotions_give_clear_errors():
     agent = make_agent(*TINY_AGENT, "-dt", "train")
     agent.observe(Message({"text": "hello", "labels": ["hi"], "episode_done": True}))
@@ -460,6 +513,9 @@ def test_cli_train_eval_and_chat(ed_datapath, tmp_path):
         env=ONE_THREAD,
     ).stdout
     assert "dictionary tokens" in log and "found in glove-6b-50d (50-d)" in log
+    # the papers' token space, saved with the model (the dictionary holds NLTK's "n't")
+    assert json.load(open(f"{model_file}.opt"))["dict_tokenizer"] == "paper"
+    assert "n't" in {line.split("\t")[0] for line in open(f"{model_file}.dict")}
     report_file = tmp_path / "report.json"
     run_parlai(
         ["eval_model", "-mf", model_file, "-t", "empathetic_dialogues", "-dt", "valid",
@@ -478,3 +534,5 @@ def test_cli_train_eval_and_chat(ed_datapath, tmp_path):
     replies = [line for line in chat.splitlines() if "[Moel]:" in line]
     assert len(replies) == 2 and "CHAT DONE" in chat
     assert chat.count("[emotion]:") == 2 and chat.count("[emotion_prob]:") == 2
+    for reply in replies:  # detokenized: no token spacing before punctuation
+        assert not re.search(r" [.,!?]|\bn't\b| ' ", reply.split("]:", 1)[1]), reply

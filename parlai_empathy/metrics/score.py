@@ -14,6 +14,10 @@ line; ``--json`` saves them, ``--per-example`` writes one JSON line per response
 released outputs of MoEL and MIME and our own ``eval_model`` outputs go through the same
 code; for the released files, which are tokenized already, ``--tokenizer whitespace`` reads
 them exactly as multi-bleu.perl did (it reproduces MIME's published 3.13 / 2.76 BLEU).
+Responses saved as a ParlAI dictionary's spaced tokens (``i ' m sorry to hear that .`` from
+the ``re`` tokenizer, e.g. world logs of an older model) are first made sentences again with
+``--detokenize re`` (any ``--dict-tokenizer`` name; :func:`parlai_empathy.dictionary.detokenize`),
+as our generators now do before they report.
 Bad input (a missing file, files whose line counts differ, text that is not UTF-8)
 stops with one error naming the file and line.
 """
@@ -21,11 +25,12 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from parlai.core.metrics import AverageMetric, Metric
 
+from parlai_empathy.dictionary import DETOKENIZABLE, detokenize
 from parlai_empathy.metrics.bleu import SACREBLEU_SIGNATURE, multi_bleu_score
 from parlai_empathy.metrics.emotion import emotion_hits
 from parlai_empathy.metrics.parlai_metrics import METRIC_DESCRIPTIONS, generation_metrics
@@ -168,6 +173,11 @@ def add_score_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--tokenizer", default="paper", choices=sorted(TOKENIZERS),
         help="paper: MoEL/MIME preprocessing (default); whitespace: text is already tokenized",
     )
+    group.add_argument(
+        "--detokenize", default=None, choices=sorted(DETOKENIZABLE), metavar="DICT_TOKENIZER",
+        help="the responses are a ParlAI dictionary's tokens joined by spaces (e.g. 're'): "
+        "detokenize them first, as our generators do (default: they are text)",
+    )
     group.add_argument("--json", default=None, help="also write the scores to this JSON file")
     group.add_argument(
         "--per-example", default=None, help="write one JSON line per response to this file"
@@ -188,6 +198,8 @@ def run(opt: Mapping) -> Dict[str, float]:
         emotions=opt.get("emotions"),
         pred_emotions=opt.get("pred_emotions"),
     )
+    if opt.get("detokenize"):
+        inputs = replace(inputs, hyps=[detokenize(h, opt["detokenize"]) for h in inputs.hyps])
     tokenizer = opt.get("tokenizer") or "paper"
     metrics = score_metrics(inputs, tokenizer)
     values = {name: metric.value() for name, metric in metrics.items()}
@@ -196,6 +208,8 @@ def run(opt: Mapping) -> Dict[str, float]:
     print(
         f"{len(inputs.hyps)} responses in {opt['hyp']}, {len(opt['ref'])} reference file(s), "
         f"tokenizer: {tokenizer}"
+        + (f", responses detokenized from '{opt['detokenize']}' tokens"
+           if opt.get("detokenize") else "")
     )
     width = max(len(name) for name in values)
     for name, value in values.items():
@@ -208,6 +222,7 @@ def run(opt: Mapping) -> Dict[str, float]:
             "multi_bleu": mbleu_line,
             "n_responses": len(inputs.hyps),
             "tokenizer": tokenizer,
+            "detokenized_from": opt.get("detokenize"),
             "sacrebleu": SACREBLEU_SIGNATURE,
             "files": {
                 key: opt.get(key)

@@ -17,7 +17,9 @@ It writes
 * ``<out>.md``: our rows and the dataset's anchor rows side by side, the settings of each
   evaluation and all the suite's metrics (:mod:`.render`);
 * ``<out>.png``: a grouped bar chart of the comparable metrics and ppl (:mod:`.chart`);
-* ``<out>.json``: every number unrounded, with ParlAI's whole report per model.
+* ``<out>.json``: every number unrounded, with ParlAI's whole report per model;
+* with ``--world-logs PREFIX``: each model's replies, as eval_model's world logs
+  (``PREFIX.N.jsonl`` for the N-th model), to read or re-score them.
 
 A missing model file or an unknown task stops the command with one error naming it,
 before anything is evaluated.
@@ -41,7 +43,7 @@ DESCRIPTION = (
 )
 
 # options of the report itself: everything else given on the command line goes to eval_model
-REPORT_OPTIONS = frozenset({"model_files", "out", "seed"})
+REPORT_OPTIONS = frozenset({"model_files", "out", "seed", "world_logs"})
 # options shown in their own columns (or machine-specific): not listed as "other options"
 SHOWN_OPTIONS = frozenset(
     {"task", "datatype", "num_examples", "inference", "beam_size", "datapath", "model_file"}
@@ -117,6 +119,11 @@ def add_report_args(parser):
         "says)",
     )
     group.add_argument(
+        "--world-logs", default=None,
+        help="save every model's replies with eval_model's world logger: model N of "
+        "--model-files to <this>.N.jsonl (default: not saved)",
+    )
+    group.add_argument(
         "--seed", type=int, default=1234,
         help="seed set before each model's evaluation (matters for sampling inference)",
     )
@@ -172,7 +179,10 @@ def run(opt: Mapping[str, Any]) -> Dict[str, Any]:
     evaluations: List[ModelEvaluation] = []
     for i, model_file in enumerate(model_files, start=1):
         logging.info(f"empathy_report: evaluating model {i}/{len(model_files)}: {model_file}")
-        evaluations.append(evaluate_model(model_file, eval_options, opt["seed"], datapath))
+        options = dict(eval_options)
+        if opt.get("world_logs"):
+            options["world_logs"] = f"{opt['world_logs']}.{i}.jsonl"
+        evaluations.append(evaluate_model(model_file, options, opt["seed"], datapath))
 
     out = opt["out"]
     folder = os.path.dirname(os.path.abspath(out))
