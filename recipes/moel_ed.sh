@@ -8,7 +8,8 @@
 # Data: ED, MoEL's view (listener turns as labels: --train-experiencer-only true), seed 1234.
 # Official set-up (ANCHORS.md): sizes are the agent's defaults (300-d, 1 layer, 2 heads, key/
 # value depth 40, filter 50, top-5 gating), Noam warm-up 8000 with Adam(0.9, 0.98, 1e-9),
-# batch 16, validate every 2000 steps and stop after 3 checks without a ppl gain.
+# batch 16, validate every 2000 steps and stop after 3 checks without a ppl gain. Dictionary:
+# the papers' token space (the agent's default --dict-tokenizer paper), so ppl is per paper token.
 # MAX_TRAIN_STEPS=N stops after N updates instead (for a CPU budget); RELEASE_VERSION names
 # the packed release (default v1).
 # Word vectors: the packaged GloVe 6B 50-d (projected to 300); pass

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The baseline a ParlAI user would pick instead of MoEL: ParlAI's stock transformer/generator
-# (2 layers, 300-d) on the same data view and with the same dictionary settings as
+# The baseline a ParlAI user would pick instead of MoEL: ParlAI's stock transformer generator
+# (2 layers, 300-d; -m empathy/transformer_generator = ParlAI's transformer/generator with our
+# dictionary class and metrics) on the same data view and with the same dictionary as
 # recipes/moel_ed.sh, for a similar CPU budget (MAX_TRAIN_SECS, default 3300 s = 55 min of
 # training on 2 cores), model selection on valid ppl. Rerun after an interruption: ParlAI
 # resumes from RUN_DIR/model.checkpoint.
@@ -8,8 +9,9 @@
 #   PARLAI_EMPATHY_MIRROR=../shared/data bash recipes/transformer_baseline_ed.sh [RUN_DIR]
 #
 # Data: EmpatheticDialogues, --train-experiencer-only true (MoEL's 40,250 / 5,734 / 5,255
-# examples), seed 1234. Dictionary: ParlAI's `re` tokenizer, lower-cased, no size cap (as
-# MoEL's recipe). Then the test split is scored with the evaluation suite, beam 5 and greedy.
+# examples), seed 1234. Dictionary: the papers' token space (--dict-tokenizer paper: lower-cased,
+# contractions expanded, NLTK tokens; no size cap), as MoEL's recipe, so both ppl are per paper
+# token. Then the test split is scored with the evaluation suite, beam 5 and greedy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_DIR="${1:-runs/transformer_baseline_ed}"
@@ -17,10 +19,12 @@ MAX_TRAIN_SECS="${MAX_TRAIN_SECS:-3300}"
 PARLAI=.venv/bin/parlai
 mkdir -p "$RUN_DIR"
 if [ ! -f "$RUN_DIR/model.dict" ]; then
-  "$PARLAI" build_dict -t empathetic_dialogues --train-experiencer-only true \
-    --dict-tokenizer re --dict-lower true -df "$RUN_DIR/model.dict"
+  "$PARLAI" build_dict -m empathy/transformer_generator -t empathetic_dialogues \
+    --train-experiencer-only true --dict-tokenizer paper --dict-lower true \
+    -df "$RUN_DIR/model.dict"
 fi
-"$PARLAI" train_model -m transformer/generator -t empathetic_dialogues \
+"$PARLAI" train_model -m empathy/transformer_generator -t empathetic_dialogues \
+  --dict-tokenizer paper --dict-lower true \
   --train-experiencer-only true -mf "$RUN_DIR/model" -df "$RUN_DIR/model.dict" --seed 1234 \
   --n-layers 2 --n-heads 2 --embedding-size 300 --ffn-size 600 --variant aiayn \
   --dropout 0.1 --text-truncate 256 --label-truncate 50 --batchsize 32 \

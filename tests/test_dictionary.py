@@ -129,3 +129,17 @@ def test_paper_dictionary_is_saved_and_reloaded(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True).stdout
     assert "paper ['i', 'can', 'not', ',', 'sorry', '.']" in out
+
+
+@pytest.mark.parametrize("agent_args", [
+    ["-m", "empathy/moel"],  # the family's default tokenizer
+    ["-m", "empathy/transformer_generator", "--dict-tokenizer", "paper"],  # the baseline's
+])
+def test_build_dict_uses_our_dictionary_class(tmp_path, agent_args):
+    data = tmp_path / "data.txt"
+    data.write_text("text:You shouldn't worry.\tlabels:I can't help it!\tepisode_done:True\n")
+    dict_file = tmp_path / "model.dict"
+    run_parlai(["build_dict", *agent_args, "-t", "fromfile:parlaiformat",
+                "--fromfile-datapath", data, "-df", dict_file, "--datapath", tmp_path])
+    tokens = {line.split("\t")[0] for line in open(dict_file)}
+    assert {"should", "n't", "can", "not", "!"} <= tokens and "'" not in tokens

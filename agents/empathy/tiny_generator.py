@@ -11,10 +11,10 @@ end to end before (and independently of) the research models::
 Its evaluation reports carry the suite of :mod:`parlai_empathy.metrics` (bleu1..bleu4, mbleu,
 rougeL, dist1, dist2, resp_len, vader_delta) next to ParlAI's ppl.
 """
-from parlai.agents.empathy.transformer_generator import TransformerGeneratorWithSuiteAgent
+from parlai.agents.empathy.transformer_generator import TransformerGeneratorAgent
 
 
-class TinyGeneratorAgent(TransformerGeneratorWithSuiteAgent):
+class TinyGeneratorAgent(TransformerGeneratorAgent):
     @classmethod
     def add_cmdline_args(cls, parser, partial_opt=None):
         super().add_cmdline_args(parser, partial_opt=partial_opt)

@@ -9,13 +9,16 @@ ppl per paper token, comparable with the emotion generators'::
         --train-experiencer-only true --dict-tokenizer paper -mf /tmp/baseline/model \
         --max-train-steps 200
 """
-from parlai.agents.transformer.transformer import TransformerGeneratorAgent
+from parlai.agents.transformer.transformer import (
+    TransformerGeneratorAgent as StockTransformerGeneratorAgent,
+)
 
 from parlai_empathy.dictionary import EmpathyDictionaryAgent
 from parlai_empathy.metrics.agent_mixin import GenerationMetricsMixin
 
 
-class TransformerGeneratorWithSuiteAgent(GenerationMetricsMixin, TransformerGeneratorAgent):
+# (ParlAI finds -m empathy/transformer_generator's class by this name)
+class TransformerGeneratorAgent(GenerationMetricsMixin, StockTransformerGeneratorAgent):
     @classmethod
     def dictionary_class(cls):
         return EmpathyDictionaryAgent
