@@ -43,17 +43,24 @@ def launch(playwright):
                                       headless=True)
 
 
-def login(page, base_url: str, user: str) -> bool:
-    """Log ``user`` in; False when the browser's session cookie already did (Potato keeps
-    sessions across server restarts)."""
+def login(page, base_url: str, user: str, password: str) -> bool:
+    """Log ``user`` in with the password ``build`` printed; False when the browser's session
+    cookie already did (Potato keeps sessions across server restarts)."""
     page.goto(base_url + "/")
     page.wait_for_selector("#login-email, #instance_id", state="attached", timeout=30000)
     if page.locator("#instance_id").count():
         return False
     page.fill("#login-email", user)
-    page.click("button.potato-form-submit")
+    page.fill("#login-pass", password)
+    page.click("#login-content button.potato-form-submit")
     page.wait_for_selector("#instance_id", state="attached", timeout=30000)
     return True
+
+
+def parse_logins(build_output: str) -> dict:
+    """{name: password} from the listing ``build`` prints."""
+    listing = build_output.split("Annotator logins", 1)[1].splitlines()[1:]
+    return dict(line.split() for line in listing if line.startswith("  "))
 
 
 def _current_instance(page) -> str:

@@ -2,11 +2,14 @@
 crowd settings and the Conversations export (the browser and load tests are separate)."""
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 import yaml
+
+from potato_browser import parse_logins
 
 from parlai_empathy.human_eval.analysis import analyze, mean_ci
 from parlai_empathy.human_eval.annotations import read_study
@@ -18,9 +21,10 @@ from parlai_empathy.human_eval.items import (
     sample_items,
     write_items,
 )
+from parlai_empathy.human_eval.logins import LoginsError, read_logins
 from parlai_empathy.human_eval.potato_server import html_safe_json
 from parlai_empathy.human_eval.potato_task import build_study
-from parlai_empathy.human_eval.serve import ServeError, crowd_config
+from parlai_empathy.human_eval.serve import ServeError, check_login, crowd_config
 
 HE = [sys.executable, "-m", "parlai_empathy.human_eval"]
 
@@ -83,7 +87,7 @@ def test_sample_items_is_stratified_and_seeded():
 
 def test_build_study_hides_models_and_records_the_order(tmp_path):
     items = _items(n=40)
-    key = build_study(items, str(tmp_path), seed=7)
+    key = build_study(items, str(tmp_path), seed=7).key
     assert set(key["tasks"]) == {"ratings", "ab-moel-vs-base"}
     ratings = key["tasks"]["ratings"]
     assert len(ratings["instances"]) == 80
@@ -137,7 +141,7 @@ def test_analysis_numbers(tmp_path):
     from scipy import stats
 
     items = _items(n=4)
-    key = build_study(items, str(tmp_path), seed=3, annotators=2)
+    key = build_study(items, str(tmp_path), seed=3, annotators=2).key
     ratings = key["tasks"]["ratings"]
     check_id, expected = next(iter(ratings["checks"].items()))
     moel = sorted(i for i, v in ratings["instances"].items() if v["model"] == "moel")
@@ -217,6 +221,10 @@ def test_crowd_config(tmp_path):
                             completion_code="C0DE")
     config = yaml.safe_load(open(settings["config"]))
     assert config["login"] == {"type": "url_direct", "url_argument": "PROLIFIC_PID"}
+    # the platform's ids are the login: the study's password accounts are not carried over
+    assert "authentication" not in config and config["user_config"]["allow_all_users"]
+    assert check_login(str(tmp_path / "ratings"), "config.prolific.yaml") == "PROLIFIC_PID"
+    assert "SESSION_ID" in settings["login"] and "act as that worker" in settings["login"]
     assert config["completion_code"] == "C0DE"
     assert settings["study_url"].startswith(
         "https://eval.example.org/?PROLIFIC_PID={{%PROLIFIC_PID%}}")
@@ -225,6 +233,164 @@ def test_crowd_config(tmp_path):
         crowd_config(str(tmp_path / "ratings"), "prolific", "http://eval.example.org")
     with pytest.raises(ServeError, match="no Potato config"):
         crowd_config(str(tmp_path / "nothing"), "mturk", "https://x.org")
+
+
+def _mode(path):
+    return os.stat(path).st_mode & 0o777
+
+
+def test_build_makes_password_logins_and_keeps_only_hashes(tmp_path):
+    from potato.authentication import _verify_password
+
+    proc = subprocess.run(HE + ["build", str(_write(tmp_path, _items())), "--out",
+                                str(tmp_path / "study"), "--logins", "alice,bob"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    passwords = parse_logins(proc.stdout)
+    assert set(passwords) == {"alice", "bob"}
+    assert all(re.fullmatch(r"([a-z2-7]{4}-){3}[a-z2-7]{4}", p) for p in passwords.values())
+    for task in ("ratings", "ab-moel-vs-base"):
+        folder = tmp_path / "study" / task
+        stored = read_logins(str(folder))
+        assert set(stored) == {"alice", "bob"}
+        # Potato itself accepts each password for its own name only
+        assert _verify_password(passwords["alice"], stored["alice"])
+        assert not _verify_password(passwords["bob"], stored["alice"])
+        for name in ("annotators.jsonl", "config.yaml"):  # the config holds the session key
+            text = (folder / name).read_text()
+            assert not any(p in text for p in passwords.values())
+            assert _mode(folder / name) == 0o600, name
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        assert config["require_password"] is True
+        assert config["user_config"] == {"allow_all_users": False, "users": ["alice", "bob"]}
+        assert check_login(str(folder)) == "password"
+    assert _mode(tmp_path / "study" / "key.json") == 0o600
+    assert not any(p in (tmp_path / "study" / "key.json").read_text()
+                   for p in passwords.values())
+    # default: enough logins for every instance's annotators
+    assert list(build_study(_items(n=4), str(tmp_path / "d"), annotators=2).passwords) == \
+        ["annotator01", "annotator02"]
+    built = build_study(_items(n=10), str(tmp_path / "e"), annotators=3, per_annotator=8)
+    assert len(built.passwords) == 8  # 20 responses x 3 / 8, rounded up
+    for bad, message in [(["al ice"], "not a valid login name"), (["a", "A"], "given twice"),
+                         (0, "at least one")]:
+        with pytest.raises(LoginsError, match=message):
+            build_study(_items(), str(tmp_path / "x"), logins=bad)
+        assert not (tmp_path / "x" / "key.json").exists()
+
+
+def _write(tmp_path, items):
+    path = tmp_path / "items.jsonl"
+    write_items(str(path), items)
+    return path
+
+
+def test_serve_refuses_a_login_anyone_could_use(tmp_path):
+    build_study(_items(), str(tmp_path), logins=["alice"])
+    task = tmp_path / "ratings"
+    config = yaml.safe_load((task / "config.yaml").read_text())
+    # the open login every study had before: a name and nothing else
+    for change, message in [
+        ({"require_password": False}, "open login"),
+        ({"user_config": {"allow_all_users": True}}, "open login"),
+        ({"authentication": {"method": "in_memory"}}, "user_config_path annotators.jsonl"),
+        ({"authentication": {"method": "database", "user_config_path": "annotators.jsonl"}},
+         "method in_memory"),
+        ({"debug": True}, "debug: true"),
+        ({"login": {"type": "url_direct", "url_argument": "name"}}, "checks only"),
+    ]:
+        (task / "config.yaml").write_text(yaml.safe_dump({**config, **change}))
+        with pytest.raises(ServeError, match=message):
+            check_login(str(task))
+        proc = subprocess.run(HE + ["serve", str(task), "--port", "1"], capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 2 and message in proc.stderr
+    (task / "config.yaml").write_text(yaml.safe_dump(config))
+    (task / "annotators.jsonl").write_text("")
+    with pytest.raises(ServeError, match="no annotator logins"):
+        check_login(str(task))
+
+
+def test_logins_step_adds_resets_and_closes_an_open_study(tmp_path):
+    from potato.authentication import _verify_password
+
+    built = build_study(_items(), str(tmp_path), logins=["alice"])
+    tasks = [tmp_path / t for t in built.key["tasks"]]
+    # a study built before logins existed: open login, no accounts
+    for task in tasks:
+        config = yaml.safe_load((task / "config.yaml").read_text())
+        config.update(require_password=False, user_config={"allow_all_users": True})
+        del config["authentication"]
+        (task / "config.yaml").write_text(yaml.safe_dump(config))
+        (task / "annotators.jsonl").unlink()
+    proc = subprocess.run(HE + ["logins", str(tmp_path), "--add", "alice,bob"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    first = parse_logins(proc.stdout)
+    assert set(first) == {"alice", "bob"}
+    for task in tasks:
+        assert check_login(str(task)) == "password"
+        assert _mode(task / "annotators.jsonl") == 0o600
+    proc = subprocess.run(HE + ["logins", str(tmp_path), "--add", "1", "--reset", "bob"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    second = parse_logins(proc.stdout)
+    assert set(second) == {"annotator01", "bob"}
+    for task in tasks:
+        stored = read_logins(str(task))
+        assert set(stored) == {"alice", "bob", "annotator01"}
+        assert _verify_password(first["alice"], stored["alice"])
+        assert _verify_password(second["bob"], stored["bob"])
+        assert not _verify_password(first["bob"], stored["bob"])
+    for args, message in [(["--add", "alice"], "already has a login"),
+                          (["--reset", "carol"], "no login named 'carol'"),
+                          ([], "nothing to do")]:
+        proc = subprocess.run(HE + ["logins", str(tmp_path)] + args, capture_output=True,
+                              text=True)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def test_login_guard_checks_crowd_ids_and_binds_sessions(tmp_path):
+    """The server's request hook on its own (the HTTP test runs it inside Potato)."""
+    from flask import Flask
+
+    from parlai_empathy.human_eval.potato_server import CrowdBindings, login_guard
+
+    app = Flask(__name__)
+    app.secret_key = "test"
+    path = str(tmp_path / "crowd_sessions.json")
+
+    def guard(url, method="GET", platform="PROLIFIC_PID", bindings=None, **kwargs):
+        config = {"login": {"type": "url_direct", "url_argument": platform}}
+        with app.test_request_context(url, method=method, **kwargs):
+            refused = login_guard(config, bindings or CrowdBindings(path))
+            return refused and refused[1]
+
+    pid, study, first, second = "a" * 24, "b" * 24, "c" * 24, "d" * 24
+    assert guard(f"/?PROLIFIC_PID={pid}&STUDY_ID={study}&SESSION_ID={first}") is None
+    assert guard(f"/?PROLIFIC_PID={pid}&STUDY_ID={study}&SESSION_ID={first}") is None
+    assert guard(f"/?PROLIFIC_PID={pid}&STUDY_ID={study}&SESSION_ID={second}") == 403
+    assert _mode(path) == 0o600 and first not in open(path).read()
+    for url in (f"/?PROLIFIC_PID=alice&STUDY_ID={study}&SESSION_ID={first}",
+                f"/?PROLIFIC_PID={pid}&SESSION_ID={first}",
+                f"/?PROLIFIC_PID={pid}&STUDY_ID={study}&SESSION_ID={first[:-1]}"):
+        assert guard(url) == 403, url
+    assert guard("/annotate") is None  # not a login
+    assert guard("/auth", method="POST", data={"email": pid}) == 403
+    assert guard("/", method="POST", data={"email": pid}) == 403
+    assert guard("/register", method="POST", data={"email": "x", "pass": "y"}) == 403
+    worker, assignment, hit = "A1B2C3D4E5F6G7", "3" + "Z" * 29, "4" + "Y" * 29
+    mturk = f"/?workerId={worker}&assignmentId={assignment}&hitId={hit}"
+    assert guard(mturk, platform="workerId") is None
+    assert guard(mturk.replace(assignment, "5" + "X" * 29), platform="workerId") == 403
+    assert guard(mturk.replace(worker, "bob"), platform="workerId") == 403
+    assert guard("/?workerId=bob&assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE",
+                 platform="workerId") is None  # MTurk's preview page logs nobody in
+    # local (password) tasks: self-registration refused, everything else is Potato's
+    with app.test_request_context("/register", method="POST", data={"email": "x"}):
+        assert login_guard({}, CrowdBindings(path))[1] == 403
+    with app.test_request_context("/auth", method="POST", data={"email": "x", "pass": "y"}):
+        assert login_guard({}, CrowdBindings(path)) is None
 
 
 def test_conversations_export_reads_back(tmp_path):

@@ -28,6 +28,7 @@ from potato_browser import (  # noqa: E402
     free_port,
     launch,
     login,
+    parse_logins,
     wait_until_up,
 )
 
@@ -78,10 +79,10 @@ def study(ed_datapath, tmp_path_factory):
     small_items = root / "items_small.jsonl"
     small_items.write_text("".join(json.dumps(r) + "\n" for r in small))
     study_dir = root / "study"
-    _he("build", small_items, "--out", study_dir, "--annotators", 2, "--check-every", 2,
-        "--checks", 1)
+    built = _he("build", small_items, "--out", study_dir, "--annotators", 2, "--check-every",
+                2, "--checks", 1, "--logins", "alice,bob")
     key = json.loads((study_dir / "key.json").read_text())
-    return {"dir": study_dir, "key": key, "items": small}
+    return {"dir": study_dir, "key": key, "items": small, "passwords": parse_logins(built)}
 
 
 class Server:
@@ -156,7 +157,7 @@ def _script_guard(seen):
 def test_two_annotators_in_chromium(study):
     from playwright.sync_api import sync_playwright
 
-    key = study["key"]
+    key, passwords = study["key"], study["passwords"]
     ratings_spec = key["tasks"]["ratings"]
     ab_name = "ab-tiny_ed-vs-short_ed"
     ab_spec = key["tasks"][ab_name]
@@ -177,7 +178,7 @@ def test_two_annotators_in_chromium(study):
             # alice rates everything
             context = browser.new_context()
             page = context.new_page()
-            login(page, ratings.url, "alice")
+            login(page, ratings.url, "alice", passwords["alice"])
             _screenshot(page, "potato_ratings_page.png")
             submitted["ratings"]["alice"] = annotate_all(
                 page, "ratings", _rating_chooser("alice"), on_page=_no_script_ran)
@@ -186,13 +187,14 @@ def test_two_annotators_in_chromium(study):
             # bob rates two pages, the server is killed, restarted, and bob finishes
             context = browser.new_context()
             page = context.new_page()
-            login(page, ratings.url, "bob")
+            login(page, ratings.url, "bob", passwords["bob"])
             first = annotate_all(page, "ratings", _rating_chooser("bob"), on_page=_no_script_ran,
                                  stop_after=2)
             ratings.kill()
             ratings.start()
             page = context.new_page()
-            assert not login(page, ratings.url, "bob"), "session lost in the restart"
+            assert not login(page, ratings.url, "bob", passwords["bob"]), \
+                "session lost in the restart"
             rest = annotate_all(page, "ratings", _rating_chooser("bob"), on_page=_no_script_ran)
             submitted["ratings"]["bob"] = {**first, **rest}
             context.close()
@@ -200,14 +202,14 @@ def test_two_annotators_in_chromium(study):
             ab.start()
             context = browser.new_context()
             page = context.new_page()
-            login(page, ab.url, "alice")
+            login(page, ab.url, "alice", passwords["alice"])
             _screenshot(page, "potato_ab_page.png")
             submitted["ab"]["alice"] = annotate_all(page, "ab", _ab_chooser(),
                                                     on_page=_no_script_ran)
             context.close()
             context = browser.new_context()
             page = context.new_page()
-            login(page, ab.url, "bob")
+            login(page, ab.url, "bob", passwords["bob"])
             submitted["ab"]["bob"] = annotate_all(
                 page, "ab", _ab_chooser(fail_checks=True),
                 on_page=_no_script_ran)

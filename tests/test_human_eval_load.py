@@ -1,15 +1,16 @@
 """Load: 20 simulated annotators submit concurrently to one loopback Potato server.
 
-Each annotator is an HTTP client speaking the annotation page's own protocol (log in,
-load the page, POST ``/updateinstance`` with the page's payload, POST ``/annotate`` with
-``next_instance``), all in threads at once. 30 instances x 2 annotators each = 60
-assignments, capped at 3 per annotator, so the 20 annotators must share the work exactly:
-every instance ends with two annotations from two different annotators, none lost, none
-duplicated. Bounded: loopback only, at most a few minutes.
+Each annotator is an HTTP client speaking the annotation page's own protocol (log in with
+the password ``build`` made, load the page, POST ``/updateinstance`` with the page's
+payload, POST ``/annotate`` with ``next_instance``), all in threads at once. 30 instances
+x 2 annotators each = 60 assignments, capped at 3 per annotator, so the 20 annotators must
+share the work exactly: every instance ends with two annotations from two different
+annotators, none lost, none duplicated. Bounded: loopback only, at most a few minutes.
 """
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -41,9 +42,10 @@ def _items():
     ]
 
 
-def _annotator(url, user, lock, log):
+def _annotator(url, user, password, lock, log):
     session = requests.Session()
-    page = session.post(url + "/auth", data={"email": user, "pass": ""}, timeout=60).text
+    page = session.post(url + "/auth", data={"email": user, "pass": password}, timeout=60).text
+    assert f'id="username-display">{user}<' in page, (user, "login failed", page[:300])
     done = []
     for _ in range(PER_ANNOTATOR + 10):  # bounded: checks are injected too
         page = session.get(url + "/annotate", timeout=60).text
@@ -69,8 +71,10 @@ def _annotator(url, user, lock, log):
 
 def test_twenty_concurrent_annotators(tmp_path):
     study = tmp_path / "study"
-    key = build_study(_items(), str(study), annotators=PER_ITEM, check_every=2, checks=1,
-                      per_annotator=PER_ANNOTATOR, pairs=[])
+    users = [f"worker{n:02d}" for n in range(ANNOTATORS)]
+    built = build_study(_items(), str(study), annotators=PER_ITEM, check_every=2, checks=1,
+                        per_annotator=PER_ANNOTATOR, pairs=[], logins=users)
+    key = built.key
     task = study / "ratings"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -78,17 +82,23 @@ def test_twenty_concurrent_annotators(tmp_path):
         [sys.executable, "-m", "parlai_empathy.human_eval", "serve", str(task),
          "--port", str(port)],
         stdout=open(task / "server.log", "wb"), stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         wait_until_up(url, server)
         lock, log = threading.Lock(), {}
-        users = [f"worker{n:02d}" for n in range(ANNOTATORS)]
         with ThreadPoolExecutor(max_workers=ANNOTATORS) as pool:
-            for future in [pool.submit(_annotator, url, u, lock, log) for u in users]:
+            for future in [pool.submit(_annotator, url, u, built.passwords[u], lock, log)
+                           for u in users]:
                 future.result(timeout=300)
     finally:
         server.terminate()
-        server.wait(timeout=60)
+        try:
+            server.wait(timeout=60)
+        finally:
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=30)
     # `serve` is Potato itself (exec, no child): terminating it left nothing listening
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.get(url, timeout=10)
@@ -121,35 +131,3 @@ def test_twenty_concurrent_annotators(tmp_path):
     with open(os.path.join(task, "server.log"), encoding="utf-8", errors="replace") as f:
         assert "Traceback" not in f.read()
 
-
-def test_prolific_config_logs_workers_in_from_the_url(tmp_path):
-    """The crowd config's url_direct login: the worker id in the study URL is the login."""
-    from parlai_empathy.human_eval.serve import crowd_config
-
-    build_study(_items()[:4], str(tmp_path), annotators=1, pairs=[])
-    task = tmp_path / "ratings"
-    settings = crowd_config(str(task), "prolific", "https://eval.example.org",
-                            completion_code="C0DE")
-    # the crowd config sends the session cookie over https only; this test speaks plain
-    # http on loopback, so it turns that off in its copy
-    config = (task / "config.prolific.yaml").read_text()
-    assert "session_cookie_secure: true" in config
-    (task / "config.prolific.yaml").write_text(
-        config.replace("session_cookie_secure: true", "session_cookie_secure: false"))
-    assert settings["completion_code"] == "C0DE"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "parlai_empathy.human_eval", "serve", str(task),
-         "--config", "config.prolific.yaml", "--port", str(port)],
-        stdout=open(task / "server.log", "wb"), stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_until_up(url, server)
-        page = requests.get(url + "/?PROLIFIC_PID=worker42&STUDY_ID=s1&SESSION_ID=x1",
-                            timeout=60).text
-        assert INSTANCE_RE.search(page), page[:500]
-        assert "worker42" in page
-    finally:
-        server.terminate()
-        server.wait(timeout=60)

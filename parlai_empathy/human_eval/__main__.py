@@ -6,8 +6,10 @@
     python -m parlai_empathy.human_eval sample -t empathetic_dialogues \
         --train-experiencer-only true -mfs MODEL_A,MODEL_B --model-names a,b \
         --out study/items.jsonl
-    # 2. Potato tasks: ratings/, ab-a-vs-b/ and the answer key
+    # 2. Potato tasks: ratings/, ab-a-vs-b/, the answer key, and the annotators' logins
+    #    (printed once; the study keeps only their hashes)
     python -m parlai_empathy.human_eval build study/items.jsonl --out study
+    python -m parlai_empathy.human_eval logins study --add 2      # later: more, or --reset
     # 3. annotate: locally on 127.0.0.1, or prepare a crowd platform
     python -m parlai_empathy.human_eval serve study/ratings --port 8000
     python -m parlai_empathy.human_eval crowd study/ratings --platform prolific \
@@ -25,6 +27,7 @@ import sys
 
 from parlai_empathy.human_eval.annotations import AnnotationsError
 from parlai_empathy.human_eval.items import ItemsError
+from parlai_empathy.human_eval.logins import LoginsError, parse_logins_option
 from parlai_empathy.human_eval.serve import ServeError
 
 PROG = "python -m parlai_empathy.human_eval"
@@ -60,6 +63,16 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--pairs", default=None,
                        help="A/B pairs as a:b[,c:d] (default: every pair of models)")
     build.add_argument("--seed", type=int, default=1234, help="seed of orders and ids")
+    build.add_argument("--logins", type=parse_logins_option, default=None,
+                       help="annotator logins: a number (annotator01...) or names a,b,c "
+                            "(default: enough for every instance's annotators)")
+
+    logins = steps.add_parser("logins", help="add annotator logins, or give new passwords")
+    logins.add_argument("study_dir")
+    logins.add_argument("--add", type=parse_logins_option, default=None,
+                        help="a number of new logins, or their names a,b,c")
+    logins.add_argument("--reset", default="",
+                        help="names (a,b) whose password is replaced")
 
     serve = steps.add_parser("serve", help="run a task's Potato server")
     serve.add_argument("task_dir", help="a task folder of the study (ratings, ab-...)")
@@ -99,14 +112,21 @@ def main(argv=None) -> int:
             from parlai_empathy.human_eval.items import read_items
             from parlai_empathy.human_eval.potato_task import build_study
 
-            key = build_study(read_items(args.items), args.out, seed=args.seed,
-                              annotators=args.annotators, check_every=args.check_every,
-                              checks=args.checks, per_annotator=args.per_annotator,
-                              pairs=_pairs(args.pairs))
-            for task, spec in key["tasks"].items():
+            study = build_study(read_items(args.items), args.out, seed=args.seed,
+                                annotators=args.annotators, check_every=args.check_every,
+                                checks=args.checks, per_annotator=args.per_annotator,
+                                pairs=_pairs(args.pairs), logins=args.logins)
+            for task, spec in study.key["tasks"].items():
                 print(f"{args.out}/{task}: {len(spec['instances'])} instances, "
                       f"{len(spec['checks'])} attention checks, {args.annotators} annotators "
                       "each")
+            print(study.logins_text())
+        elif args.step == "logins":
+            from parlai_empathy.human_eval.logins import format_logins, update_logins
+
+            reset = [name.strip() for name in args.reset.split(",") if name.strip()]
+            print(format_logins(update_logins(args.study_dir, add=args.add, reset=reset)))
+            print("A running server sees these after it is restarted.")
         elif args.step == "serve":
             from parlai_empathy.human_eval.serve import serve
 
@@ -132,7 +152,7 @@ def main(argv=None) -> int:
 
             for model, path in export_conversations(read_items(args.items), args.out).items():
                 print(f"{model}: {path}")
-    except (ItemsError, AnnotationsError, ServeError) as error:
+    except (ItemsError, AnnotationsError, ServeError, LoginsError) as error:
         print(f"{PROG} {args.step}: error: {error}", file=sys.stderr)
         return 2
     return 0

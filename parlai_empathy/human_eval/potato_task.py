@@ -16,21 +16,36 @@ uses Potato's own attention checks, injected every ``check_every`` items for eve
 annotator. Sessions persist across server restarts (``persist_sessions`` with a fixed
 ``secret_key``), and Potato writes each annotator's answers to
 ``annotation_output/<user>/user_state.json`` on every submission.
+
+Annotators log in with a name and a password made here (:mod:`.logins`): the passwords
+come back to the caller once, each task keeps only their salted hashes, and Potato accepts
+no other account. Every file written here is mode 0600 (the config holds the session
+signing key).
 """
 import hashlib
 import itertools
 import json
+import math
 import os
 import random
 import secrets
 import shutil
 import tempfile
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import yaml
 
 from parlai_empathy.atomic import atomic_write_text
 from parlai_empathy.human_eval.items import EvalItem, ItemsError, model_names
+from parlai_empathy.human_eval.logins import (
+    format_logins,
+    hash_password,
+    login_names,
+    new_password,
+    password_login_config,
+    write_logins,
+)
 
 RATING_SCALES = ("empathy", "relevance", "fluency")
 
@@ -103,15 +118,13 @@ def _ab_scheme() -> dict:
 
 
 def _base_config(name: str, annotators: int, check_every: int, seed: int,
-                 per_annotator: Optional[int]) -> dict:
+                 per_annotator: Optional[int], names: Sequence[str]) -> dict:
     config = {
         "annotation_task_name": name,
         "task_dir": ".",
         "output_annotation_dir": "annotation_output",
         "data_files": ["data/items.jsonl"],
         "item_properties": {"id_key": "id", "text_key": "text"},
-        "require_password": False,
-        "user_config": {"allow_all_users": True},
         "num_annotators_per_item": annotators,
         "max_annotations_per_item": annotators,
         "assignment_strategy": "least_annotated",
@@ -130,11 +143,13 @@ def _base_config(name: str, annotators: int, check_every: int, seed: int,
     }
     if per_annotator:
         config["max_annotations_per_user"] = per_annotator
-    return config
+    return password_login_config(config, names)
 
 
-def _write_task(folder: str, config: dict, instances: List[dict], checks: List[dict]):
+def _write_task(folder: str, config: dict, instances: List[dict], checks: List[dict],
+                stored_logins: Dict[str, str]):
     os.makedirs(os.path.join(folder, "data"), exist_ok=True)
+    write_logins(folder, stored_logins)
     atomic_write_text(
         os.path.join(folder, "data", "items.jsonl"),
         "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in instances),
@@ -195,6 +210,24 @@ def ab_folder_name(model_a: str, model_b: str) -> str:
     return f"ab-{model_a}-vs-{model_b}"
 
 
+@dataclass
+class BuiltStudy:
+    key: dict  # what key.json holds
+    passwords: Dict[str, str]  # login name -> password; nowhere else in plain text
+
+    def logins_text(self) -> str:
+        return format_logins(self.passwords)
+
+
+def logins_needed(items: Sequence[EvalItem], annotators: int,
+                  per_annotator: Optional[int]) -> int:
+    """Accounts enough to give every instance of every task ``annotators`` annotators."""
+    if not per_annotator:
+        return annotators
+    ratings = len(items) * len(model_names(items))  # the largest task
+    return max(annotators, math.ceil(annotators * ratings / per_annotator))
+
+
 def build_study(
     items: Sequence[EvalItem],
     out_dir: str,
@@ -205,8 +238,12 @@ def build_study(
     per_annotator: Optional[int] = None,
     pairs: Optional[Sequence[Tuple[str, str]]] = None,
     title: str = "Empathetic dialogue evaluation",
-) -> dict:
-    """Write the ratings task, one A/B task per pair, and ``key.json``; returns the key.
+    logins: Union[None, int, Sequence[str]] = None,
+) -> BuiltStudy:
+    """Write the ratings task, one A/B task per pair, and ``key.json``.
+
+    Returns the key and the annotators' passwords, which are stored nowhere (each task
+    keeps their hashes): the caller hands them out.
 
     Everything is written into a staging folder inside ``out_dir`` and moved into place at
     the end, ``key.json`` last: an interrupted build leaves no task that looks built. A
@@ -214,14 +251,20 @@ def build_study(
     would orphan the annotations collected for it.
 
     :param pairs: model pairs for A/B tasks; default every pair, in the items' model order.
+    :param logins: how many annotator logins (``annotator01``...), or their names; default
+        :func:`logins_needed`.
     """
     if os.path.exists(os.path.join(out_dir, "key.json")):
         raise ItemsError(f"{out_dir} already holds a study (key.json); build into a new folder")
+    names = login_names(logins if logins is not None
+                        else logins_needed(items, annotators, per_annotator))
+    passwords = {name: new_password() for name in names}
+    stored = {name: hash_password(password) for name, password in passwords.items()}
     os.makedirs(out_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".build-", dir=out_dir)
     try:
         key = _build_into(items, staging, seed, annotators, check_every, checks,
-                          per_annotator, pairs, title)
+                          per_annotator, pairs, title, stored)
         for task in key["tasks"]:
             target = os.path.join(out_dir, task)
             if os.path.isdir(os.path.join(target, "annotation_output")):
@@ -231,11 +274,11 @@ def build_study(
         os.replace(os.path.join(staging, "key.json"), os.path.join(out_dir, "key.json"))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return key
+    return BuiltStudy(key, passwords)
 
 
 def _build_into(items, out_dir, seed, annotators, check_every, checks, per_annotator, pairs,
-                title) -> dict:
+                title, stored_logins) -> dict:
     names = model_names(items)
     if annotators < 1:
         raise ItemsError(f"annotators per item must be at least 1 (got {annotators})")
@@ -264,13 +307,15 @@ def _build_into(items, out_dir, seed, annotators, check_every, checks, per_annot
     rating_checks = _rating_checks(items, checks, seed)
     _write_task(
         os.path.join(out_dir, "ratings"),
-        dict(_base_config(f"{title}: ratings", annotators, check_every, seed, per_annotator),
+        dict(_base_config(f"{title}: ratings", annotators, check_every, seed, per_annotator,
+                          stored_logins),
              instance_display={"fields": [{"key": "context", "type": "dialogue"},
                                           {"key": "response", "type": "text"}]},
              annotation_instructions=RATINGS_INSTRUCTIONS,
              annotation_schemes=_likert_schemes()),
         instances,
         rating_checks,
+        stored_logins,
     )
     key["tasks"]["ratings"] = {
         "kind": "ratings",
@@ -298,12 +343,13 @@ def _build_into(items, out_dir, seed, annotators, check_every, checks, per_annot
         _write_task(
             os.path.join(out_dir, folder),
             dict(_base_config(f"{title}: {a} vs {b}", annotators, check_every, seed,
-                              per_annotator),
+                              per_annotator, stored_logins),
                  instance_display={"fields": [{"key": "context", "type": "dialogue"}]},
                  annotation_instructions=AB_INSTRUCTIONS,
                  annotation_schemes=[_ab_scheme()]),
             instances,
             ab_checks,
+            stored_logins,
         )
         key["tasks"][folder] = {
             "kind": "ab",
