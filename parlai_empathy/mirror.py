@@ -12,11 +12,12 @@ Every transfer has a deadline and a minimum rate (:class:`TransferLimits`, setta
 that stalls or trickles is given up and the next one tried.
 
 Nothing half-done is ever trusted: a file is written to a temporary name and renamed only
-after it verified, and :func:`build_once` fills a temporary sibling folder, records the size,
-time and sha256 of every file in a manifest (``.manifest.json``), marks it built and swaps it
-in only when everything succeeded (under a lock, so parallel workers build once). A built
-folder whose files no longer match their manifest is rebuilt. SIGTERM/SIGHUP during a build
-(and Ctrl-C) remove the staging folder before the process ends.
+after it verified, and :func:`build_once` fills a temporary sibling folder, marks it built
+and swaps it in only when everything succeeded (under a lock, so parallel workers build once).
+SIGTERM/SIGHUP during a build (and Ctrl-C) remove the staging folder before the process ends.
+With ``record_files``, a build also records the size, time and sha256 of its files in a
+manifest (``.manifest.json``, beside ``.built``), and a built folder whose files no longer
+match it is rebuilt rather than trusted.
 """
 import bz2
 import contextlib
@@ -712,39 +713,48 @@ def build_once(
     dpath: str,
     version: str,
     populate: Callable[[str], None],
+    record_files: bool = False,
     vet_unrecorded: Optional[Callable[[str], Optional[str]]] = None,
 ) -> bool:
-    """Make ``dpath`` hold a complete, unaltered build of ``version``, or leave it untouched.
+    """Make ``dpath`` hold a complete build of ``version``, or leave it untouched.
 
-    ``populate(folder)`` fills a fresh temporary sibling folder. Only when it returns are its
-    files recorded in ``.manifest.json``, the folder marked built (ParlAI's ``.built`` file
-    with ``version``) and swapped in place of any older ``dpath``. On any exception, and on
-    SIGTERM/SIGHUP, the temporary folder is removed and ``dpath`` is as before.
+    ``populate(folder)`` fills a fresh temporary sibling folder. Only when it returns is the
+    folder marked built (ParlAI's ``.built`` file with ``version``) and swapped in place of
+    any older ``dpath``. On any exception, and on SIGTERM/SIGHUP, the temporary folder is
+    removed and ``dpath`` is as before. Returns True when it built, False when it kept
+    ``dpath``.
 
-    A folder already built with ``version`` is kept only while its files match its manifest
+    With ``record_files``, the build also records its files (``.manifest.json``), and a
+    folder already built with ``version`` is kept only while they match
     (:func:`check_manifest`); otherwise it is rebuilt. A built folder without a manifest is
     passed to ``vet_unrecorded(dpath)``, which returns None to keep it (its files are then
     recorded) or the reason to rebuild it; without ``vet_unrecorded`` it is kept.
-
-    Returns True when it built, False when ``dpath`` was kept.
     """
     from parlai.core import build_data
     from parlai.utils import logging
 
+    def kept() -> Tuple[bool, Optional[str]]:
+        if not built(dpath, version):
+            return False, None
+        if not record_files:
+            return True, None
+        state, why = check_manifest(dpath)
+        if state == "unrecorded":
+            why = vet_unrecorded(dpath) if vet_unrecorded is not None else None
+            if why is None:
+                with contextlib.suppress(OSError):  # a read-only folder stays unrecorded
+                    _write_manifest(dpath, version, _installed_files(dpath))
+                return True, None
+        return state == "intact", why
+
     dpath = os.path.abspath(dpath)
-    if built(dpath, version) and check_manifest(dpath)[0] == "intact":
+    if built(dpath, version) and (not record_files or check_manifest(dpath)[0] == "intact"):
         return False
     with _cleanup_before_termination(), _locked(dpath):
-        if built(dpath, version):  # maybe another worker finished while we waited
-            state, why = check_manifest(dpath)
-            if state == "intact":
-                return False
-            if state == "unrecorded":
-                why = vet_unrecorded(dpath) if vet_unrecorded is not None else None
-                if why is None:
-                    with contextlib.suppress(OSError):  # a read-only folder stays unrecorded
-                        _write_manifest(dpath, version, _installed_files(dpath))
-                    return False
+        keep, why = kept()  # maybe another worker finished while we waited
+        if keep:
+            return False
+        if why:
             logging.warning(f"rebuilding {dpath}: {why}")
         parent, name = os.path.split(dpath)
         _remove_leftovers(parent, name)
@@ -753,7 +763,8 @@ def build_once(
         try:
             os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private
             populate(staging)
-            _write_manifest(staging, version, _installed_files(staging))
+            if record_files:
+                _write_manifest(staging, version, _installed_files(staging))
             build_data.mark_done(staging, version_string=version)
             if os.path.lexists(dpath):
                 retired = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)

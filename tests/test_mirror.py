@@ -887,8 +887,11 @@ def _counting_writer(text, calls):
 
 
 def test_build_records_every_file(tmp_path):
+    plain = str(tmp_path / "plain")  # not asked to: as before, no manifest
+    build_once(plain, "1", _writer("abc"))
+    assert sorted(os.listdir(plain)) == [".built", "data.txt"]
     dpath = str(tmp_path / "ds")
-    build_once(dpath, "1", _writer("abc"))
+    build_once(dpath, "1", _writer("abc"), record_files=True)
     files = _manifest(dpath)["files"]
     assert list(files) == ["data.txt"]
     assert files["data.txt"]["size"] == 3
@@ -904,7 +907,7 @@ def test_changed_built_file_is_rebuilt(tmp_path, damage):
     rebuilt instead of trusted because of its .built marker."""
     dpath = str(tmp_path / "ds")
     calls = []
-    build_once(dpath, "1", _counting_writer("line one\nline two\n", calls))
+    build_once(dpath, "1", _counting_writer("line one\nline two\n", calls), record_files=True)
     data = os.path.join(dpath, "data.txt")
     if damage == "truncate":  # cut at a line break
         with open(data, "w") as f:
@@ -915,7 +918,8 @@ def test_changed_built_file_is_rebuilt(tmp_path, damage):
         os.utime(data, ns=(1, 1))
     else:
         os.remove(data)
-    assert build_once(dpath, "1", _counting_writer("line one\nline two\n", calls)) is True
+    assert build_once(dpath, "1", _counting_writer("line one\nline two\n", calls),
+                      record_files=True) is True
     assert len(calls) == 2
     assert read_text(data) == "line one\nline two\n"
     assert mirror_mod.check_manifest(dpath) == ("intact", None)
@@ -925,22 +929,23 @@ def test_changed_built_file_is_rebuilt(tmp_path, damage):
 def test_touched_but_unchanged_file_is_kept(tmp_path):
     """A new modification time alone costs one hash, not a rebuild; the time is recorded."""
     dpath = str(tmp_path / "ds")
-    build_once(dpath, "1", _writer("same"))
+    build_once(dpath, "1", _writer("same"), record_files=True)
     data = os.path.join(dpath, "data.txt")
     os.utime(data, ns=(10**18, 10**18))
-    assert build_once(dpath, "1", lambda folder: pytest.fail("rebuilt")) is False
+    assert build_once(dpath, "1", lambda folder: pytest.fail("rebuilt"), record_files=True) is False
     assert _manifest(dpath)["files"]["data.txt"]["mtime_ns"] == 10**18
 
 
 def test_unreadable_manifest_means_rebuild(tmp_path):
     dpath = str(tmp_path / "ds")
-    build_once(dpath, "1", _writer("x"))
+    build_once(dpath, "1", _writer("x"), record_files=True)
     with open(os.path.join(dpath, MANIFEST), "w") as f:
         f.write("{not json")
     state, why = mirror_mod.check_manifest(dpath)
     assert state == "changed" and MANIFEST in why
     calls = []
-    assert build_once(dpath, "1", _counting_writer("x", calls)) is True and len(calls) == 1
+    assert build_once(dpath, "1", _counting_writer("x", calls), record_files=True) is True
+    assert len(calls) == 1
 
 
 def _unrecorded_build(dpath, text):
@@ -956,20 +961,21 @@ def test_unrecorded_build_vetted(tmp_path):
     """Without a manifest, ``vet_unrecorded`` decides: keep (and record) or rebuild."""
     keep = str(tmp_path / "keep")
     _unrecorded_build(keep, "known")
-    assert build_once(keep, "1", lambda f: pytest.fail("rebuilt"), vet_unrecorded=lambda d: None) is False
+    assert build_once(keep, "1", lambda f: pytest.fail("rebuilt"), record_files=True,
+                      vet_unrecorded=lambda d: None) is False
     assert list(_manifest(keep)["files"]) == ["data.txt"]
 
     redo = str(tmp_path / "redo")
     _unrecorded_build(redo, "unknown")
     vetted = []
     vet = lambda d: vetted.append(d) or "data.txt is not a known copy"  # noqa: E731
-    assert build_once(redo, "1", _writer("fresh"), vet_unrecorded=vet) is True
+    assert build_once(redo, "1", _writer("fresh"), record_files=True, vet_unrecorded=vet) is True
     assert vetted == [redo] and read_text(os.path.join(redo, "data.txt")) == "fresh"
     assert mirror_mod.check_manifest(redo) == ("intact", None)
 
     plain = str(tmp_path / "plain")  # no vetting: kept as before, and recorded from now on
     _unrecorded_build(plain, "old")
-    assert build_once(plain, "1", lambda f: pytest.fail("rebuilt")) is False
+    assert build_once(plain, "1", lambda f: pytest.fail("rebuilt"), record_files=True) is False
     assert mirror_mod.check_manifest(plain) == ("intact", None)
     assert dot_folders(str(tmp_path)) == []
 

@@ -61,6 +61,7 @@ def build(opt):
         os.path.join(opt["datapath"], "empatheticdialogues"),
         VERSION,
         populate,
+        record_files=True,
         vet_unrecorded=unknown_copy,
     )
 

@@ -62,7 +62,7 @@ class ESConvFormatError(ValueError):
 def build(opt) -> str:
     """Install the three split files under ``<datapath>/esconv`` once; return that folder."""
     folder = os.path.join(opt["datapath"], "esconv")
-    build_once(folder, VERSION, populate, vet_unrecorded=unknown_copy)
+    build_once(folder, VERSION, populate, record_files=True, vet_unrecorded=unknown_copy)
     return folder
 
 
