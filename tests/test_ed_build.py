@@ -5,6 +5,7 @@ and no archive. The public archive URL is always pointed at the loopback server,
 can reach parl.ai.
 """
 import os
+import shutil
 
 import pytest
 
@@ -13,15 +14,18 @@ from parlai_empathy.data import empathetic_dialogues_build as ed
 from parlai_empathy.mirror import MIRROR_ENV, DownloadError, RemoteFile, sha256_of
 from parlai_cli import run_parlai
 from test_mirror import (  # noqa: F401  (fixtures are used by name)
+    TRUST_ENV,
     dot_folders,
     expected_mode,
     http_mirror,
+    leftovers,
     make_tar_gz,
     read_text,
     no_remote_network,
     server,
     start_server,
     stop_server,
+    warnings_logged,
 )
 
 SPLITS = ("train", "valid", "test")
@@ -45,6 +49,15 @@ def built_version(datapath):
 def assert_nothing_built(datapath):
     assert not os.path.exists(os.path.join(datapath, "empatheticdialogues"))
     assert dot_folders(datapath) == []
+
+
+def trust_mirror_copies(monkeypatch, root):
+    """Trust the ED CSVs under ``root`` by their sha256, as a user with another copy would."""
+    entries = [
+        f"empatheticdialogues/{s}.csv:{sha256_of(os.path.join(root, 'empatheticdialogues', f'{s}.csv'))}"
+        for s in SPLITS
+    ]
+    monkeypatch.setenv(TRUST_ENV, ",".join(entries))
 
 
 def write_mirror(root, files):
@@ -149,7 +162,9 @@ def test_archive_with_pinned_sha_is_unpacked(tiny_archive, monkeypatch, public_o
     for split in SPLITS:
         with open(installed(datapath, split)) as f:
             assert f.read() == TINY
-    assert sorted(os.listdir(os.path.join(datapath, "empatheticdialogues"))) == [".built", "empatheticdialogues"]
+    assert sorted(os.listdir(os.path.join(datapath, "empatheticdialogues"))) == [
+        ".built", ".manifest.json", "empatheticdialogues"
+    ]
 
 
 def test_archive_missing_a_split_builds_nothing(tmp_path, monkeypatch, public_on_loopback, datapath):
@@ -175,15 +190,17 @@ def test_archive_missing_a_split_builds_nothing(tmp_path, monkeypatch, public_on
     ids=["wrong-header", "too-few-fields", "fields-merged"],
 )
 def test_malformed_csv_names_file_and_line(tmp_path, monkeypatch, public_on_loopback, datapath, broken, where):
-    """A malformed mirror CSV is a ValueError naming file:line, and nothing is built."""
+    """A malformed mirror CSV (trusted by its sha256) is a ValueError naming the mirror's
+    file:line, and nothing is built."""
     files = {f"empatheticdialogues/{s}.csv": broken.get(s, TINY) for s in SPLITS}
     root = write_mirror(tmp_path / "m", files)
     monkeypatch.setenv(MIRROR_ENV, root)
+    trust_mirror_copies(monkeypatch, root)
     with pytest.raises(ValueError) as info:
         ed.build({"datapath": datapath})
     message = str(info.value)
-    assert where in message
-    assert os.path.join(root, "empatheticdialogues", where.split(":")[0]) in message  # the source
+    assert message.startswith(os.path.join(root, "empatheticdialogues", where))  # the source
+    assert ".building-" not in message  # never the staging copy, deleted by then
     assert_nothing_built(datapath)
 
 
@@ -222,9 +239,218 @@ def test_check_split_file(mirror, tmp_path):
         ed.check_split_file(str(empty))
 
     short = tmp_path / "short.csv"
-    short.write_text(TINY + "\n")  # a blank line has 1 field
-    with pytest.raises(ValueError, match=r"short.csv:4: expected at least 8 comma-separated fields, found 1"):
+    short.write_text(TINY + "hit:0_conv:2,1,sad,lost my dog,1\n")
+    with pytest.raises(ValueError, match=r"short.csv:4: expected 8 comma-separated fields \(or 9 with inline label candidates\), found 5"):
         ed.check_split_file(str(short))
+
+
+def parlai_reads(path):
+    """The messages ParlAI's own teacher reads from ``path`` (its ``setup_data``, unchanged)."""
+    from parlai.tasks.empathetic_dialogues.agents import EmpatheticDialoguesTeacher
+
+    reader = object.__new__(EmpatheticDialoguesTeacher)  # setup_data needs only this field
+    reader.experiencer_side_only = False
+    return [message for message, _ in reader.setup_data(path)]
+
+
+LINE_1 = "hit:0_conv:1,1,joyful,I won the race_comma_ finally,1,I won the race!,,"
+LINE_2 = "hit:0_conv:1,2,joyful,I won the race_comma_ finally,0,Congratulations!,,"
+
+
+@pytest.mark.parametrize(
+    "lines, error, parlai",
+    [
+        ([LINE_1, LINE_2], None, "reads"),
+        ([LINE_1, LINE_2 + ",great|well done"], None, "reads"),  # 9th: inline candidates
+        ([LINE_1, LINE_2.replace("Congratulations!", "Wow, congratulations, really!")],
+         ":3: expected 8 comma-separated fields (or 9 with inline label candidates), found 10",
+         "wrong number of fields"),
+        ([LINE_1.replace("I won the race!", "I won, finally, the race!"), LINE_2],
+         ":2: expected 8 comma-separated fields (or 9 with inline label candidates), found 10",
+         "misreads"),  # ParlAI silently cuts the first utterance, used as context
+        ([LINE_1, LINE_2.replace(",,", ",")], ":3: expected 8", "wrong number of fields"),
+        ([LINE_1, LINE_2.replace(",2,", ",3,")], ":3: utterance_idx 3 of hit:0_conv:1 after 1; expected 2",
+         "AssertionError"),
+        ([LINE_1, LINE_2.replace(",2,", ",two,")], ":3: utterance_idx 'two' is not a number", "ValueError"),
+        ([LINE_1, "", LINE_2], ":3: blank line", "splits"),
+        ([LINE_1, LINE_2.replace("Congratulations!", "Congrat\rulations!")],
+         ":3: carriage return inside the line", "wrong number of fields"),
+    ],
+    ids=["8-fields", "9-fields", "raw-comma-reply", "raw-comma-opening", "7-fields",
+         "turn-skipped", "turn-not-a-number", "blank-line", "carriage-return"],
+)
+def test_layout_check_agrees_with_parlai_reader(tmp_path, lines, error, parlai):
+    """The build accepts a CSV only if ParlAI's teacher reads it as written: 8 or 9 fields
+    on every line (not "8 or more"), utterances counted 1, 2, ...; errors name file:line."""
+    path = tmp_path / "split.csv"
+    path.write_bytes(("\n".join([ed.HEADER] + lines) + "\n").encode())
+    if error is None:
+        ed.check_split_file(str(path))
+    else:
+        with pytest.raises(ValueError) as info:
+            ed.check_split_file(str(path), name="mirror/valid.csv")
+        assert str(info.value).startswith("mirror/valid.csv" + error), str(info.value)
+
+    if parlai == "reads":
+        (message,) = parlai_reads(str(path))
+        assert (message["text"], message["labels"]) == ("I won the race!", ["Congratulations!"])
+        if len(lines[1].split(",")) == 9:
+            assert message["label_candidates"] == ["great", "well done"]
+    elif parlai == "misreads":
+        (message,) = parlai_reads(str(path))
+        assert message["text"] == "I won"  # what the build check now refuses to install
+    elif parlai == "splits":
+        assert len(parlai_reads(str(path))) == 0  # the reply lost its context: no example
+    else:
+        with pytest.raises((ValueError, AssertionError)) as info:
+            parlai_reads(str(path))
+        assert parlai in f"{type(info.value).__name__}: {info.value}"
+
+
+# ---------------------------------------------------------------------------------------
+# Checksums of the unpacked CSVs, and built folders that changed
+# ---------------------------------------------------------------------------------------
+
+VALID_CONVERSATIONS = 2768  # what ParlAI's teacher loads from the mirror's valid.csv
+
+
+def copy_mirror(mirror, root):
+    """A writable copy of the mirror's three ED CSVs under ``root``."""
+    folder = os.path.join(root, "empatheticdialogues")
+    os.makedirs(folder)
+    for split in SPLITS:
+        shutil.copyfile(os.path.join(mirror, "empatheticdialogues", f"{split}.csv"),
+                        os.path.join(folder, f"{split}.csv"))
+    return str(root)
+
+
+def cut_at_line_break(path, fraction=0.5):
+    """Truncate ``path`` right after the line break nearest ``fraction`` of its size."""
+    with open(path, "rb") as f:
+        data = f.read()
+    cut = data.index(b"\n", int(len(data) * fraction)) + 1
+    with open(path, "wb") as f:
+        f.write(data[:cut])
+    return data
+
+
+def valid_episodes(datapath):
+    from parlai.core.params import ParlaiParser
+    from parlai.core.teachers import create_task_agent_from_taskname
+
+    opt = ParlaiParser(True, False).parse_args(
+        ["-t", "empathetic_dialogues", "-dt", "valid", "--datapath", datapath]
+    )
+    (teacher,) = create_task_agent_from_taskname(opt)
+    return teacher.num_episodes()
+
+
+def test_known_hashes_are_those_of_the_reconstruction(mirror):
+    """The table of known CSVs holds the mirror's reconstruction (see its README)."""
+    for split in SPLITS:
+        path = os.path.join(mirror, "empatheticdialogues", f"{split}.csv")
+        assert ed.KNOWN_SPLIT_SHA256[split] == sha256_of(path)
+    assert [r.sha256 for r in ed.SPLIT_FILES] == [ed.KNOWN_SPLIT_SHA256[s] for s in SPLITS]
+
+
+def test_mirror_csv_cut_at_line_break_is_refused_until_repaired(
+    mirror, tmp_path, monkeypatch, public_on_loopback, datapath
+):
+    """A valid.csv cut at a line break passes any layout check; its sha256 does not. Nothing
+    is built; once the mirror is repaired the next build succeeds."""
+    root = copy_mirror(mirror, tmp_path / "m")
+    valid = os.path.join(root, "empatheticdialogues", "valid.csv")
+    full = cut_at_line_break(valid)
+    ed.check_split_file(valid)  # the cut file is well-formed CSV
+    monkeypatch.setenv(MIRROR_ENV, root)
+    with pytest.raises(DownloadError) as info:
+        ed.build({"datapath": datapath})
+    message = str(info.value)
+    assert f"{valid}: sha256 mismatch: expected {ed.KNOWN_SPLIT_SHA256['valid']}" in message
+    assert f"{TRUST_ENV}=empatheticdialogues/valid.csv:{sha256_of(valid)}" in message
+    assert_nothing_built(datapath)
+
+    with open(valid, "wb") as f:  # the mirror is repaired
+        f.write(full)
+    ed.build({"datapath": datapath})
+    assert sha256_of(installed(datapath, "valid")) == ed.KNOWN_SPLIT_SHA256["valid"]
+    assert valid_episodes(datapath) == VALID_CONVERSATIONS
+
+
+def test_http_mirror_sending_half_without_length_is_refused(http_mirror, public_on_loopback, datapath):
+    """A half valid.csv from an HTTP mirror that sends no Content-Length is caught."""
+    http_mirror.misbehave("empatheticdialogues/valid.csv", "no-length-half")
+    with pytest.raises(DownloadError, match=r"valid.csv: sha256 mismatch"):
+        ed.build({"datapath": datapath})
+    assert_nothing_built(datapath)
+    assert leftovers(datapath) == []
+
+
+def test_other_copy_refused_unless_trusted_then_logged(tmp_path, monkeypatch, public_on_loopback, datapath, warnings_logged):
+    """A different (here: tiny) copy of the CSVs builds only when the user trusts its sha256,
+    and each use of that trust is logged with the file it came from."""
+    root = write_mirror(tmp_path / "m", {f"empatheticdialogues/{s}.csv": TINY for s in SPLITS})
+    monkeypatch.setenv(MIRROR_ENV, root)
+    with pytest.raises(DownloadError, match="sha256 mismatch"):
+        ed.build({"datapath": datapath})
+    assert_nothing_built(datapath)
+
+    trust_mirror_copies(monkeypatch, root)
+    ed.build({"datapath": datapath})
+    assert read_text(installed(datapath, "valid")) == TINY
+    for split in SPLITS:
+        source = os.path.join(root, "empatheticdialogues", f"{split}.csv")
+        assert any(source in w and TRUST_ENV in w for w in warnings_logged), split
+
+
+def test_installed_csv_changed_after_build_is_rebuilt(mirror, monkeypatch, datapath, warnings_logged):
+    """An installed valid.csv cut after the build is noticed by the next build (through
+    ParlAI's own teacher) and replaced, instead of trusting the .built marker."""
+    monkeypatch.setenv(MIRROR_ENV, mirror)
+    ed.build({"datapath": datapath})
+    cut_at_line_break(installed(datapath, "valid"))
+    assert valid_episodes(datapath) == VALID_CONVERSATIONS
+    assert sha256_of(installed(datapath, "valid")) == ed.KNOWN_SPLIT_SHA256["valid"]
+    assert any("rebuilding" in w and "valid.csv" in w for w in warnings_logged)
+    assert dot_folders(datapath) == []
+
+
+def _mark_built_without_manifest(datapath, source_folder):
+    """The state an earlier version of this package (or ParlAI) left: CSVs and .built only."""
+    from parlai.core import build_data
+
+    dpath = os.path.join(datapath, "empatheticdialogues")
+    os.makedirs(os.path.join(dpath, "empatheticdialogues"))
+    for split in SPLITS:  # plain copies: the mirror may be read-only
+        shutil.copyfile(os.path.join(source_folder, f"{split}.csv"), installed(datapath, split))
+    build_data.mark_done(dpath, version_string=ed.VERSION)
+    return dpath
+
+
+def test_unrecorded_build_from_a_cut_mirror_is_rebuilt(mirror, tmp_path, monkeypatch, datapath, warnings_logged):
+    """A folder built (before manifests) from a cut valid.csv is rebuilt once the mirror is
+    good, not trusted forever; the warning says how to keep a legitimate other copy."""
+    root = copy_mirror(mirror, tmp_path / "m")
+    cut_at_line_break(os.path.join(root, "empatheticdialogues", "valid.csv"))
+    _mark_built_without_manifest(datapath, os.path.join(root, "empatheticdialogues"))
+    monkeypatch.setenv(MIRROR_ENV, mirror)
+    assert valid_episodes(datapath) == VALID_CONVERSATIONS
+    assert any("valid.csv is not a copy this package knows" in w and TRUST_ENV in w
+               for w in warnings_logged)
+
+
+def test_unrecorded_build_of_known_copies_is_kept_and_recorded(mirror, monkeypatch, datapath):
+    """A folder built before manifests, holding the known CSVs, is kept (no download) and
+    its files are recorded from then on."""
+    from parlai_empathy import mirror as mirror_mod
+
+    dpath = _mark_built_without_manifest(datapath, os.path.join(mirror, "empatheticdialogues"))
+    marker = os.path.join(dpath, ".built")
+    before = (os.stat(marker).st_ino, read_text(marker))
+    monkeypatch.delenv(MIRROR_ENV)  # nothing to download from: it must not try
+    ed.build({"datapath": datapath})
+    assert (os.stat(marker).st_ino, read_text(marker)) == before
+    assert mirror_mod.check_manifest(dpath) == ("intact", None)
 
 
 # ---------------------------------------------------------------------------------------

@@ -254,13 +254,65 @@ def test_missing_fields_and_speakers_name_file_and_line(tmp_path):
         list(esconv.read_dialogues(path))
 
 
+@pytest.mark.parametrize(
+    "field, value, error",
+    [
+        ("situation", None, "'situation' must be a string, got null"),
+        ("emotion_type", 3, "'emotion_type' must be a string, got a number (3)"),
+        ("emotion_type", "joy", "unknown emotion_type 'joy'; expected one of anxiety, depression"),
+        ("problem_type", ["job crisis"], "'problem_type' must be a string, got a list"),
+        ("experience_type", {"a": 1}, "'experience_type' must be a string, got an object"),
+    ],
+    ids=["situation-null", "emotion-number", "emotion-unknown", "problem-list", "experience-object"],
+)
+def test_wrongly_typed_metadata_names_file_and_line(tmp_path, field, value, error):
+    """A metadata field of the wrong type or an unknown emotion_type is the same file:line
+    error as any malformed line, not an AttributeError later or a None in every message."""
+    bad = dict(GOOD, **{field: value})
+    path = write_lines(tmp_path / "valid.json", [json.dumps(GOOD), json.dumps(bad)])
+    with pytest.raises(esconv.ESConvFormatError) as err:
+        list(esconv.read_dialogues(path))
+    assert str(err.value).startswith(f"{path}:2: {error}"), str(err.value)
+
+
+def test_emotion_type_spelled_as_the_agents_accept_it(tmp_path):
+    """Case and surrounding spaces do not matter, as for the agents' emotion ids."""
+    path = write_lines(tmp_path / "test.json", [json.dumps(dict(GOOD, emotion_type=" Anxiety"))])
+    (dialogue,) = esconv.read_dialogues(path)
+    assert dialogue.metadata()["emotion_type"] == " Anxiety"
+
+
 def test_missing_split_file_names_the_file(tmp_path):
+    path = tmp_path / "esconv" / "test.json"
+    with pytest.raises(FileNotFoundError, match=re.escape(str(path))):
+        list(esconv.read_dialogues(str(path)))
+
+
+def test_unrecorded_folder_with_other_files_is_rebuilt(mirror, monkeypatch, tmp_path):
+    """A folder marked built without a record of its files (an earlier version of this
+    package) and holding files other than the pinned ones is rebuilt from the mirror."""
+    monkeypatch.setenv("PARLAI_EMPATHY_MIRROR", mirror)
     folder = tmp_path / "data" / "esconv"
     folder.mkdir(parents=True)
     for split in ("train", "valid"):
         write_lines(folder / f"{split}.json", [json.dumps(GOOD)])
     build_data.mark_done(str(folder), version_string=esconv.VERSION)
     teacher = make_teacher("esconv", "valid", str(tmp_path / "data"))
-    assert teacher.num_examples() == 2
-    with pytest.raises(FileNotFoundError, match=re.escape(str(folder / "test.json"))):
-        make_teacher("esconv", "test", str(tmp_path / "data"))
+    assert teacher.num_episodes() == DIALOGUES["valid"]
+    assert make_teacher("esconv", "test", str(tmp_path / "data")).num_episodes() == DIALOGUES["test"]
+
+
+def test_unrecorded_folder_with_the_pinned_files_is_kept(mirror, monkeypatch, tmp_path):
+    """The same folder holding exactly the pinned files is kept, with no download."""
+    import shutil
+
+    monkeypatch.delenv("PARLAI_EMPATHY_MIRROR", raising=False)
+    folder = tmp_path / "data" / "esconv"
+    folder.mkdir(parents=True)
+    for split in ("train", "valid", "test"):  # plain copies: the mirror may be read-only
+        shutil.copyfile(os.path.join(mirror, "esconv", f"{split}.json"), folder / f"{split}.json")
+    build_data.mark_done(str(folder), version_string=esconv.VERSION)
+    marker = (folder / ".built").read_text()
+    assert make_teacher("esconv", "test", str(tmp_path / "data")).num_episodes() == DIALOGUES["test"]
+    assert (folder / ".built").read_text() == marker
+    assert (folder / ".manifest.json").is_file()

@@ -10,8 +10,12 @@ import http.server
 import io
 import os
 import socket
+import signal
+import subprocess
+import sys
 import tarfile
 import threading
+import time
 import urllib.parse
 
 import pytest
@@ -34,6 +38,12 @@ ESCONV_TRAIN = "esconv/train.json"
 ESCONV_TRAIN_SHA = "e401fc5010879dfec7bb716caf072706877a6863dc9d775d39c7296d74feb4fc"
 ESCONV_VALID_SHA = "4458152869827ed82e2f0f4a0cdc3e6c33b224f03353f9f1b4ed93d24730b531"
 WRONG_SHA = "0" * 64
+# the settings users write, spelled out (a rename would break their configuration)
+TRUST_ENV = "PARLAI_EMPATHY_TRUST_SHA256"
+DEADLINE_ENV = "PARLAI_EMPATHY_DOWNLOAD_DEADLINE"
+MIN_RATE_ENV = "PARLAI_EMPATHY_DOWNLOAD_MIN_RATE"
+RATE_WINDOW_ENV = "PARLAI_EMPATHY_DOWNLOAD_RATE_WINDOW"
+MANIFEST = ".manifest.json"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -55,6 +65,8 @@ def no_remote_network(monkeypatch):
 
     monkeypatch.setattr(socket, "create_connection", guarded)
     for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    for var in (TRUST_ENV, DEADLINE_ENV, MIN_RATE_ENV, RATE_WINDOW_ENV):  # the user's own
         monkeypatch.delenv(var, raising=False)
 
 
@@ -94,6 +106,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             half = body[: len(body) // 2]
             self.wfile.write(b"%x\r\n" % len(half) + half + b"\r\n")
             self.close_connection = True
+        elif behaviour == "no-length-half":  # no Content-Length: the end is where it closes
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+        elif behaviour == "trickle":  # honest headers, then one byte per tick
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self._trickle(body, 1, server.tick)
+        elif behaviour == "steady":  # above any sensible minimum rate, but slow to finish
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self._trickle(body, 4096, server.tick)
+        elif behaviour == "trickle-headers":  # even the headers come one byte per tick
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            head = b"Content-Length: %d\r\n\r\n" % len(body)
+            self._trickle(head + body, 1, 2 * server.tick)
         elif behaviour == "corrupt":  # right length, one byte flipped
             damaged = bytearray(body)
             damaged[len(damaged) // 2] ^= 0xFF
@@ -103,6 +135,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(bytes(damaged))
         else:  # pragma: no cover - a typo in a test
             raise AssertionError(f"unknown behaviour {behaviour!r}")
+
+
+    def _trickle(self, data, step, tick):
+        """Send ``step`` bytes per ``tick`` seconds, for at most ``trickle_limit`` seconds
+        (then hang up), stopping early when the client leaves or the server stops."""
+        server = self.server
+        self.close_connection = True
+        end = time.monotonic() + server.trickle_limit
+        try:
+            for start in range(0, len(data), step):
+                if time.monotonic() > end or server.stopping.wait(tick):
+                    return
+                self.wfile.write(data[start:start + step])
+                with server.lock:
+                    server.trickled += step
+        except (BrokenPipeError, ConnectionResetError):
+            return
 
 
 class LoopbackServer(http.server.ThreadingHTTPServer):
@@ -121,6 +170,10 @@ class LoopbackServer(http.server.ThreadingHTTPServer):
         self.behaviours = {}
         self.requests = []
         self.lock = threading.Lock()
+        self.tick = 0.05  # seconds between the pieces of a trickle
+        self.trickle_limit = 8.0  # a trickling response ends (cut short) after this long
+        self.trickled = 0  # bytes sent by trickles so far
+        self.stopping = threading.Event()
 
     @property
     def base(self):
@@ -151,6 +204,7 @@ def start_server(roots):
 
 
 def stop_server(server, thread):
+    server.stopping.set()
     server.shutdown()
     server.server_close()
     thread.join(timeout=10)
@@ -680,3 +734,290 @@ def test_sha256_of_matches_hashlib(tmp_path):
     path = tmp_path / "blob"
     path.write_bytes(data)
     assert sha256_of(str(path)) == hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------
+# Trusting another copy explicitly
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def warnings_logged(monkeypatch):
+    """Messages passed to ParlAI's ``logging.warning`` (it writes to its own stdout handler)."""
+    from parlai.utils import logging
+
+    seen = []
+    monkeypatch.setattr(logging, "warning", lambda msg, *a, **k: seen.append(str(msg)))
+    return seen
+
+
+def test_mismatch_names_the_setting_that_would_accept_the_copy(http_mirror, tmp_path):
+    """The sha256 error says which setting accepts this exact copy."""
+    with pytest.raises(DownloadError) as info:
+        download(RemoteFile(ESCONV_TRAIN, sha256=WRONG_SHA), str(tmp_path / "train.json"))
+    assert f"{TRUST_ENV}={ESCONV_TRAIN}:{ESCONV_TRAIN_SHA}" in str(info.value)
+
+
+@pytest.mark.parametrize("name", [ESCONV_TRAIN, "train.json"])
+def test_trusted_copy_is_accepted_and_logged(http_mirror, monkeypatch, tmp_path, warnings_logged, name):
+    """A copy whose sha256 the user lists (by mirror path or file name) is installed, with a
+    warning naming the source; other files are still held to their pins."""
+    monkeypatch.setenv(TRUST_ENV, f"esconv/valid.json:{'1' * 64}, {name}:{ESCONV_TRAIN_SHA.upper()}")
+    dest = str(tmp_path / "train.json")
+    source = download(RemoteFile(ESCONV_TRAIN, sha256=WRONG_SHA), dest)
+    assert sha256_of(dest) == ESCONV_TRAIN_SHA
+    assert len(warnings_logged) == 1
+    assert source in warnings_logged[0] and TRUST_ENV in warnings_logged[0]
+    assert ESCONV_TRAIN_SHA in warnings_logged[0] and WRONG_SHA in warnings_logged[0]
+    with pytest.raises(DownloadError, match="sha256 mismatch"):
+        download(RemoteFile("esconv/valid.json", sha256=WRONG_SHA), str(tmp_path / "valid.json"))
+
+
+@pytest.mark.parametrize("value", ["esconv/train.json", "esconv/train.json:abc", f":{'0' * 64}"])
+def test_malformed_trust_list_is_named(http_mirror, monkeypatch, tmp_path, value):
+    """A trust entry that is not <file>:<sha256> is the user's error, named as such."""
+    monkeypatch.setenv(TRUST_ENV, value)
+    with pytest.raises(ValueError) as info:
+        download(RemoteFile(ESCONV_TRAIN, sha256=ESCONV_TRAIN_SHA), str(tmp_path / "train.json"))
+    assert TRUST_ENV in str(info.value) and repr(value) in str(info.value)
+    assert http_mirror.requests == []
+
+
+# ---------------------------------------------------------------------------------------
+# Deadlines and minimum rates
+# ---------------------------------------------------------------------------------------
+
+
+def _timed_download(remote, dest):
+    start = time.monotonic()
+    try:
+        with pytest.raises(DownloadError) as info:
+            download(remote, dest)
+    finally:
+        elapsed = time.monotonic() - start
+    return str(info.value), elapsed
+
+
+def test_trickling_source_is_cut_by_the_minimum_rate(http_mirror, monkeypatch, tmp_path):
+    """A body arriving one byte per tick (each read well inside the read timeout) is given up
+    once a rate window shows it below the minimum rate."""
+    http_mirror.misbehave(ESCONV_TRAIN, "trickle")
+    monkeypatch.setenv(MIN_RATE_ENV, "1000")
+    monkeypatch.setenv(RATE_WINDOW_ENV, "0.5")
+    dest = tmp_path / "train.json"
+    message, elapsed = _timed_download(RemoteFile(ESCONV_TRAIN, sha256=ESCONV_TRAIN_SHA), str(dest))
+    assert "too slow" in message and "below the minimum of 1000 bytes/s" in message
+    assert MIN_RATE_ENV in message
+    assert elapsed < 4, elapsed  # the trickle itself would go on for 8 s
+    assert not dest.exists() and leftovers(str(tmp_path)) == []
+
+
+def test_steady_but_slow_source_is_cut_by_the_deadline(http_mirror, monkeypatch, tmp_path):
+    """A source above the minimum rate that would still take long is cut at the deadline."""
+    http_mirror.misbehave(ESCONV_TRAIN, "steady")  # ~80 KB/s: 50 s for this file
+    monkeypatch.setenv(DEADLINE_ENV, "1")
+    message, elapsed = _timed_download(RemoteFile(ESCONV_TRAIN, sha256=ESCONV_TRAIN_SHA), str(tmp_path / "t"))
+    assert "not finished within its deadline of 1 s" in message and DEADLINE_ENV in message
+    assert elapsed < 4, elapsed
+    assert leftovers(str(tmp_path)) == []
+
+
+def test_trickling_headers_are_cut_by_the_deadline(http_mirror, monkeypatch, tmp_path):
+    """Even while the response headers trickle in (no body read yet), the deadline holds."""
+    http_mirror.misbehave(ESCONV_TRAIN, "trickle-headers")
+    monkeypatch.setenv(DEADLINE_ENV, "1")
+    message, elapsed = _timed_download(RemoteFile(ESCONV_TRAIN), str(tmp_path / "t"))
+    assert "not finished within its deadline of 1 s" in message
+    assert elapsed < 4, elapsed
+    assert leftovers(str(tmp_path)) == []
+
+
+def test_slow_mirror_falls_back_to_public_url(http_mirror, monkeypatch, tmp_path):
+    """A mirror too slow to use is one failed source: the public URL then delivers."""
+    http_mirror.misbehave(ESCONV_TRAIN, "trickle")
+    monkeypatch.setenv(MIN_RATE_ENV, "1000")
+    monkeypatch.setenv(RATE_WINDOW_ENV, "0.5")
+    public = http_mirror.base + "public/" + ESCONV_TRAIN
+    dest = str(tmp_path / "train.json")
+    start = time.monotonic()
+    source = download(RemoteFile(ESCONV_TRAIN, url=public, sha256=ESCONV_TRAIN_SHA), dest)
+    assert time.monotonic() - start < 4
+    assert source == public and sha256_of(dest) == ESCONV_TRAIN_SHA
+
+
+@pytest.mark.parametrize(
+    "var, value",
+    [(DEADLINE_ENV, "soon"), (DEADLINE_ENV, "0"), (MIN_RATE_ENV, "-1"), (RATE_WINDOW_ENV, "inf")],
+)
+def test_malformed_limit_settings_are_named(http_mirror, monkeypatch, tmp_path, var, value):
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ValueError) as info:
+        download(RemoteFile(ESCONV_TRAIN), str(tmp_path / "t"))
+    assert f"{var}={value!r}" in str(info.value)
+    assert http_mirror.requests == []
+
+
+def test_limits_defaults_and_settings(monkeypatch):
+    """Unset: one hour per file, 1 KiB/s over 30 s; each variable overrides its own limit."""
+    limits = mirror_mod.TransferLimits.from_env()
+    assert (limits.deadline, limits.min_rate, limits.window) == (3600.0, 1024.0, 30.0)
+    monkeypatch.setenv(DEADLINE_ENV, "90")
+    monkeypatch.setenv(MIN_RATE_ENV, "0")  # no minimum
+    assert mirror_mod.TransferLimits.from_env() == mirror_mod.TransferLimits(90.0, 0.0, 30.0)
+
+
+# ---------------------------------------------------------------------------------------
+# The manifest: a built folder is kept only while its files are what was built
+# ---------------------------------------------------------------------------------------
+
+
+def _manifest(dpath):
+    import json
+
+    with open(os.path.join(dpath, MANIFEST)) as f:
+        return json.load(f)
+
+
+def _counting_writer(text, calls):
+    def populate(folder):
+        calls.append(folder)
+        _writer(text)(folder)
+
+    return populate
+
+
+def test_build_records_every_file(tmp_path):
+    plain = str(tmp_path / "plain")  # not asked to: as before, no manifest
+    build_once(plain, "1", _writer("abc"))
+    assert sorted(os.listdir(plain)) == [".built", "data.txt"]
+    dpath = str(tmp_path / "ds")
+    build_once(dpath, "1", _writer("abc"), record_files=True)
+    files = _manifest(dpath)["files"]
+    assert list(files) == ["data.txt"]
+    assert files["data.txt"]["size"] == 3
+    assert files["data.txt"]["sha256"] == hashlib.sha256(b"abc").hexdigest()
+    assert mirror_mod.check_manifest(dpath) == ("intact", None)
+
+
+@pytest.mark.parametrize(
+    "damage", ["truncate", "same-size", "delete"],
+)
+def test_changed_built_file_is_rebuilt(tmp_path, damage):
+    """A file that no longer matches its record (size, bytes, or gone) makes the folder be
+    rebuilt instead of trusted because of its .built marker."""
+    dpath = str(tmp_path / "ds")
+    calls = []
+    build_once(dpath, "1", _counting_writer("line one\nline two\n", calls), record_files=True)
+    data = os.path.join(dpath, "data.txt")
+    if damage == "truncate":  # cut at a line break
+        with open(data, "w") as f:
+            f.write("line one\n")
+    elif damage == "same-size":
+        with open(data, "w") as f:
+            f.write("line one\nline TWO\n")
+        os.utime(data, ns=(1, 1))
+    else:
+        os.remove(data)
+    assert build_once(dpath, "1", _counting_writer("line one\nline two\n", calls),
+                      record_files=True) is True
+    assert len(calls) == 2
+    assert read_text(data) == "line one\nline two\n"
+    assert mirror_mod.check_manifest(dpath) == ("intact", None)
+    assert dot_folders(str(tmp_path)) == []
+
+
+def test_touched_but_unchanged_file_is_kept(tmp_path):
+    """A new modification time alone costs one hash, not a rebuild; the time is recorded."""
+    dpath = str(tmp_path / "ds")
+    build_once(dpath, "1", _writer("same"), record_files=True)
+    data = os.path.join(dpath, "data.txt")
+    os.utime(data, ns=(10**18, 10**18))
+    assert build_once(dpath, "1", lambda folder: pytest.fail("rebuilt"), record_files=True) is False
+    assert _manifest(dpath)["files"]["data.txt"]["mtime_ns"] == 10**18
+
+
+def test_unreadable_manifest_means_rebuild(tmp_path):
+    dpath = str(tmp_path / "ds")
+    build_once(dpath, "1", _writer("x"), record_files=True)
+    with open(os.path.join(dpath, MANIFEST), "w") as f:
+        f.write("{not json")
+    state, why = mirror_mod.check_manifest(dpath)
+    assert state == "changed" and MANIFEST in why
+    calls = []
+    assert build_once(dpath, "1", _counting_writer("x", calls), record_files=True) is True
+    assert len(calls) == 1
+
+
+def _unrecorded_build(dpath, text):
+    """A folder marked built the way ParlAI (or this package before manifests) left it."""
+    from parlai.core import build_data
+
+    os.makedirs(dpath)
+    _writer(text)(dpath)
+    build_data.mark_done(dpath, version_string="1")
+
+
+def test_unrecorded_build_vetted(tmp_path):
+    """Without a manifest, ``vet_unrecorded`` decides: keep (and record) or rebuild."""
+    keep = str(tmp_path / "keep")
+    _unrecorded_build(keep, "known")
+    assert build_once(keep, "1", lambda f: pytest.fail("rebuilt"), record_files=True,
+                      vet_unrecorded=lambda d: None) is False
+    assert list(_manifest(keep)["files"]) == ["data.txt"]
+
+    redo = str(tmp_path / "redo")
+    _unrecorded_build(redo, "unknown")
+    vetted = []
+    vet = lambda d: vetted.append(d) or "data.txt is not a known copy"  # noqa: E731
+    assert build_once(redo, "1", _writer("fresh"), record_files=True, vet_unrecorded=vet) is True
+    assert vetted == [redo] and read_text(os.path.join(redo, "data.txt")) == "fresh"
+    assert mirror_mod.check_manifest(redo) == ("intact", None)
+
+    plain = str(tmp_path / "plain")  # no vetting: kept as before, and recorded from now on
+    _unrecorded_build(plain, "old")
+    assert build_once(plain, "1", lambda f: pytest.fail("rebuilt"), record_files=True) is False
+    assert mirror_mod.check_manifest(plain) == ("intact", None)
+    assert dot_folders(str(tmp_path)) == []
+
+
+# ---------------------------------------------------------------------------------------
+# Killed during a build: no staging folder survives
+# ---------------------------------------------------------------------------------------
+
+_BUILD_ESCONV = "import sys; from parlai_empathy.data import esconv; esconv.build({'datapath': sys.argv[1]})"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_during_slow_download_leaves_no_staging(server, tmp_path, signum):
+    """A build killed (SIGTERM) or interrupted (Ctrl-C) in the middle of a download removes
+    its staging folder and ends by that signal, as it would have without a build."""
+    server.misbehave(ESCONV_TRAIN, "trickle")
+    server.trickle_limit = 60.0
+    datapath = tmp_path / "data"
+    datapath.mkdir()
+    env = dict(os.environ, **{MIRROR_ENV: server.base, "no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"})
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        env[var] = "http://127.0.0.1:9"  # the public URL, if ever tried, stays on loopback
+    for var in (TRUST_ENV, DEADLINE_ENV, MIN_RATE_ENV, RATE_WINDOW_ENV):
+        env.pop(var, None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _BUILD_ESCONV, str(datapath)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (server.trickled >= 5 and dot_folders(str(datapath))):
+            assert proc.poll() is None, proc.communicate()[0].decode()
+            assert time.monotonic() < deadline, "the build never started downloading"
+            time.sleep(0.05)
+        assert [d for d in dot_folders(str(datapath)) if d.startswith(".esconv.building-")]
+        proc.send_signal(signum)
+        output = proc.communicate(timeout=30)[0].decode()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == -signum, output
+    assert dot_folders(str(datapath)) == [], output
+    assert leftovers(str(datapath)) == []
+    assert not (datapath / "esconv").exists()

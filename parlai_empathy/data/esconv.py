@@ -3,7 +3,9 @@
 The split files of the ``thu-coai/esconv`` Hugging Face dataset (``train.json``,
 ``valid.json``, ``test.json``; JSON Lines, one dialogue per line) are installed under
 ``<datapath>/esconv/`` mirror first (``<mirror>/esconv/<split>.json``), then from the Hub,
-each checked against a pinned sha256. The readers turn one dialogue into ParlAI examples:
+each checked against a pinned sha256 (a built folder whose files changed is rebuilt). The
+readers check every field they use (errors name ``file:line``) and turn one dialogue into
+ParlAI examples:
 
 * :func:`supporter_episode` (``-t esconv``): one example per supporter turn, in ParlAI's
   episodic layout, so the usual history handling rebuilds the whole preceding dialogue;
@@ -18,10 +20,10 @@ speaks first, the seeker's (empty) turn is ParlAI's silence token ``__SILENCE__`
 import json
 import os
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
-from parlai_empathy.emotions import ESCONV_STRATEGIES, strategy_token
-from parlai_empathy.mirror import RemoteFile, build_once, download
+from parlai_empathy.emotions import ESCONV_EMOTION_TYPES, ESCONV_STRATEGIES, strategy_token
+from parlai_empathy.mirror import RemoteFile, build_once, check_sha256, download, sha256_of
 
 VERSION = "hf-thu-coai-esconv-1"
 SPLITS = ("train", "valid", "test")
@@ -47,6 +49,7 @@ SILENCE = "__SILENCE__"  # ParlAI's token for "the other side said nothing yet"
 SEEKER, SUPPORTER = "usr", "sys"
 METADATA_FIELDS = ("emotion_type", "problem_type", "situation", "experience_type")
 _STRATEGIES = frozenset(ESCONV_STRATEGIES)
+_EMOTION_TYPES = frozenset(ESCONV_EMOTION_TYPES)
 
 
 class ESConvFormatError(ValueError):
@@ -59,13 +62,27 @@ class ESConvFormatError(ValueError):
 def build(opt) -> str:
     """Install the three split files under ``<datapath>/esconv`` once; return that folder."""
     folder = os.path.join(opt["datapath"], "esconv")
-    build_once(folder, VERSION, populate)
+    build_once(folder, VERSION, populate, record_files=True, vet_unrecorded=unknown_copy)
     return folder
 
 
 def populate(folder: str) -> None:
     for remote in SPLIT_FILES.values():
         download(remote, os.path.join(folder, remote.filename))
+
+
+def unknown_copy(folder: str) -> Optional[str]:
+    """For a folder marked built without a record of its files (an earlier version of this
+    package): None when it holds the pinned (or trusted) files, else why to rebuild it."""
+    for remote in SPLIT_FILES.values():
+        path = os.path.join(folder, remote.filename)
+        if not os.path.isfile(path):
+            return f"{path} is missing"
+        try:
+            check_sha256(remote, sha256_of(path), path)
+        except ValueError as exc:
+            return f"{path}: {exc}"
+    return None
 
 
 def split_path(folder: str, split: str) -> str:
@@ -131,6 +148,17 @@ def _turns(record, where: str) -> Tuple[Turn, ...]:
     for field in METADATA_FIELDS + ("dialog",):
         if field not in record:
             raise ESConvFormatError(f"{where}: missing field {field!r}")
+    for field in METADATA_FIELDS:
+        if not isinstance(record[field], str):
+            raise ESConvFormatError(
+                f"{where}: {field!r} must be a string, got {_json_type(record[field])}"
+            )
+    # the names the emotion-aware agents map to ids (agents/empathy/moel.py: stripped, lower)
+    if record["emotion_type"].strip().lower() not in _EMOTION_TYPES:
+        raise ESConvFormatError(
+            f"{where}: unknown emotion_type {record['emotion_type']!r}; expected one of "
+            f"{', '.join(ESCONV_EMOTION_TYPES)}"
+        )
     if not isinstance(record["dialog"], list):
         raise ESConvFormatError(f"{where}: 'dialog' must be a list of turns")
     turns: List[Turn] = []
@@ -157,6 +185,12 @@ def _turns(record, where: str) -> Tuple[Turn, ...]:
         else:
             turns.append(Turn(speaker, (text,), strategies))
     return tuple(turns)
+
+
+def _json_type(value) -> str:
+    kind = {type(None): "null", bool: "a boolean", int: "a number", float: "a number",
+            list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+    return kind if value is None else f"{kind} ({json.dumps(value)[:60]})"
 
 
 def _one_line(text: str) -> str:
