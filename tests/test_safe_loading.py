@@ -265,8 +265,8 @@ def test_training_checkpoints_and_resumed_runs_load_weights_only(model, tmp_path
     if options["task"].startswith("fromfile"):
         options["fromfile_datapath"] = str(data)
     options.update(
-        model_file=model_file, datapath=str(tmp_path / "data"), batchsize=2, validation_every_n_steps=2,
-        validation_max_exs=4, validation_metric="ppl", validation_metric_mode="min",
+        model_file=model_file, datapath=str(tmp_path / "data"), batchsize=2,
+        validation_every_n_steps=2, validation_max_exs=4, validation_metric="ppl", validation_metric_mode="min",
         save_every_n_secs=0.01, skip_generation=True, short_final_eval=True,
     )
     TrainModel.main(**options, max_train_steps=4)
@@ -289,15 +289,16 @@ def test_training_checkpoints_and_resumed_runs_load_weights_only(model, tmp_path
             > first[".checkpoint"]["number_training_updates"])
 
 
-def test_allow_list_applies_to_parlai_loads_only(tmp_path):
-    """The numpy scalars ParlAI's schedules save are allowed for ParlAI's loads, and the
-    process's own torch allow-list is left as it was."""
+def test_allow_list_applies_to_parlai_loads_only(tmp_path, weights_only_loads):
+    """The numpy scalars ParlAI's invsqrt schedule saves are allowed (weights-only) for
+    ParlAI's loads only, and the process's own torch allow-list is left as it was."""
     import numpy
 
     path = tmp_path / "ckpt"
     torch.save({"lr_scheduler": {"_last_lr": [numpy.sqrt(2.0)]}}, path)
     before = set(torch.serialization.get_safe_globals())
     assert _parlai_load(path)["lr_scheduler"]["_last_lr"] == [numpy.sqrt(2.0)]
+    assert weights_only_loads == ["ckpt"]
     assert set(torch.serialization.get_safe_globals()) == before
     with pytest.raises(pickle.UnpicklingError, match="numpy"):
         torch.load(path)
