@@ -156,19 +156,25 @@ def _pkg_resources_stand_in():
 
 
 def _torch_load_for_parlai_checkpoints():
-    """torch 2.6 changed ``torch.load``'s default to ``weights_only=True``.
+    """Model files are loaded without running code from them (:mod:`parlai_empathy.safe_load`).
 
-    ParlAI loads its own checkpoints (opt dicts, optimizer state) with
-    ``pickle_module=parlai.utils.pickle``, which torch now refuses under ``weights_only``.
-    Only those calls get ``weights_only=False``; every other ``torch.load`` keeps torch's
-    safe default.
+    torch 2.6 changed ``torch.load``'s default to ``weights_only=True``, which refuses
+    ParlAI's own checkpoint loads (``pickle_module=parlai.utils.pickle``); turning it off for
+    them would let a crafted model file run code. Those calls (and only those) are read
+    weights-only with the allow-list of what ParlAI checkpoints hold, or with the full
+    unpickler when the user trusts the files (``PARLAI_EMPATHY_TRUST_MODEL_FILES=1``); every
+    other ``torch.load`` is torch's own. ``Opt.load``, which falls back to ``pickle.load``
+    for a binary ``.opt``, is replaced as well (:func:`_opt_load_without_code`).
     """
     import torch
 
+    _opt_load_without_code()
     if getattr(torch.load, "_parlai_empathy_wrapped", False):
         return
     if "weights_only" not in inspect.signature(torch.load).parameters:
         return
+    from parlai_empathy import safe_load
+
     original_load = torch.load
 
     def load(*args, **kwargs):
@@ -177,12 +183,37 @@ def _torch_load_for_parlai_checkpoints():
             "weights_only" not in kwargs
             and getattr(pickle_module, "__name__", "") == "parlai.utils.pickle"
         ):
-            kwargs["weights_only"] = False
+            return safe_load.load_parlai_checkpoint(original_load, *args, **kwargs)
         return original_load(*args, **kwargs)
 
     load.__doc__ = original_load.__doc__
     load._parlai_empathy_wrapped = True
     torch.load = load
+
+
+def _opt_load_without_code():
+    """``Opt.load`` reads JSON and, on a UnicodeDecodeError, ``pickle.load``s the file.
+
+    Ours (:func:`parlai_empathy.safe_load.read_opt_file`) names the file in the error for
+    invalid JSON and unpickles plain data only unless model files are trusted; the rest
+    (dropping ParlAI's auto-clean keys, returning an ``Opt``) is ParlAI's.
+    """
+    import parlai.core.opt as opt_module
+    from parlai_empathy import safe_load
+
+    if getattr(opt_module.Opt.load, "_parlai_empathy_wrapped", False):
+        return
+    autoclean_keys = opt_module.__AUTOCLEAN_KEYS__
+
+    def load(cls, optfile):
+        options = safe_load.read_opt_file(optfile)
+        for key in autoclean_keys:
+            options.pop(key, None)
+        return cls(options)
+
+    load.__doc__ = opt_module.Opt.load.__doc__
+    load._parlai_empathy_wrapped = True
+    opt_module.Opt.load = classmethod(load)
 
 
 def _reduce_lr_on_plateau_without_verbose():

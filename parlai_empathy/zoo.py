@@ -36,6 +36,7 @@ from parlai_empathy.mirror import (
     sha256_of,
     unpack,
 )
+from parlai_empathy.safe_load import load_checkpoint, read_opt_file
 
 ZOO_URL_ENV = "PARLAI_EMPATHY_ZOO_URL"
 MODEL_FILES = ("model", "model.opt", "model.dict")
@@ -112,16 +113,13 @@ def pack(model_file: str, name: str, version: str, out_dir: str, fp16: bool = Fa
     (sorted members, fixed times), so its sha256 identifies the model.
     """
     import torch
-    import parlai.utils.pickle
 
-    states = torch.load(model_file, map_location="cpu", pickle_module=parlai.utils.pickle,
-                        weights_only=False)
+    states = load_checkpoint(model_file)
     weights = states["model"]
     if fp16:
         weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
     slim = {"model": weights}
-    with open(model_file + ".opt") as f:
-        opt = json.load(f)
+    opt = read_opt_file(model_file + ".opt")
     for key in ("model_file", "dict_file", "init_model", "datapath", "download_path",
                 "parlai_home", "starttime", "override"):
         opt.pop(key, None)

@@ -30,16 +30,19 @@ class _Custom:
     pass
 
 
-def test_torch_load_relaxed_only_for_parlai_checkpoints(tmp_path):
+def test_torch_load_of_parlai_checkpoints_stays_weights_only(tmp_path):
     path = tmp_path / "ckpt"
-    torch.save({"opt": {"model": "x"}, "obj": _Custom()}, path)
-    # ParlAI's own way of loading its checkpoints works ...
+    torch.save({"opt": {"model": "x"}, "model": {"w": torch.ones(1)}}, path)
+    # ParlAI's own way of loading its checkpoints works (torch refuses its pickle_module) ...
     with open(path, "rb") as f:
         states = torch.load(f, map_location="cpu", pickle_module=parlai.utils.pickle)
     assert states["opt"] == {"model": "x"}
-    # ... while any other torch.load keeps torch's safe default
+    # ... with torch's safe unpickler, as any other torch.load (tests/test_safe_loading.py)
+    torch.save({"obj": _Custom()}, path)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path)
+    with pytest.raises(ValueError, match="refused to load"), open(path, "rb") as f:
+        torch.load(f, map_location="cpu", pickle_module=parlai.utils.pickle)
 
 
 def test_reduce_lr_on_plateau_accepts_verbose_for_parlai_only():
