@@ -34,6 +34,7 @@ def apply():
     _default_datapath()
     _pkg_resources()
     _torch_load_for_parlai_checkpoints()
+    _opt_load_without_code()
     _reduce_lr_on_plateau_without_verbose()
     _distributed_on_cpu()
     _empathetic_dialogues_from_mirror()
@@ -163,12 +164,11 @@ def _torch_load_for_parlai_checkpoints():
     them would let a crafted model file run code. Those calls (and only those) are read
     weights-only with the allow-list of what ParlAI checkpoints hold, or with the full
     unpickler when the user trusts the files (``PARLAI_EMPATHY_TRUST_MODEL_FILES=1``); every
-    other ``torch.load`` is torch's own. ``Opt.load``, which falls back to ``pickle.load``
-    for a binary ``.opt``, is replaced as well (:func:`_opt_load_without_code`).
+    other ``torch.load`` is torch's own. (``Opt.load``'s own fallback to ``pickle.load``:
+    :func:`_opt_load_without_code`.)
     """
     import torch
 
-    _opt_load_without_code()
     if getattr(torch.load, "_parlai_empathy_wrapped", False):
         return
     if "weights_only" not in inspect.signature(torch.load).parameters:
