@@ -121,7 +121,8 @@ def test_shapes_masks_and_parameter_names():
     for expected in ("encoder.mimic_encoder.embedding_proj.weight",
                      "encoder.non_mimic_encoder.embedding_proj.weight",
                      "encoder.combine.gate.weight", "encoder.emotion_embeddings.weight",
-                     "encoder.mixture.prior.mu.1.weight", "encoder.mixture.posterior.1.hidden.weight"):
+                     "encoder.mixture.prior.mu.1.weight",
+                     "encoder.mixture.posterior.1.hidden.weight"):
         assert expected in names, expected
     # the mimicking encoder reads [context (16) ; emotion vector (16)]
     assert model.encoder.mimic_encoder.embedding_proj.weight.shape == (16, 32)

@@ -195,7 +195,7 @@ class GatedCombination(nn.Module):
 
 
 class _GaussianHeads(nn.Module):
-    """``relu(W x)`` then one (mu, logvar) pair of heads per group."""
+    """``h = relu(W x)``, then one (mu, logvar) pair of linear heads per group."""
 
     def __init__(self, in_size: int, hidden_size: int, latent_size: int, num_groups: int):
         super().__init__()
@@ -205,9 +205,10 @@ class _GaussianHeads(nn.Module):
             [nn.Linear(hidden_size, latent_size) for _ in range(num_groups)]
         )
 
-    def forward(self, x: torch.Tensor, group: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """``x`` (B, in) -> ``[(mu, logvar)]`` per group, each (B, Z)."""
         h = F.relu(self.hidden(x))
-        return self.mu[group](h), self.logvar[group](h)
+        return [(mu(h), logvar(h)) for mu, logvar in zip(self.mu, self.logvar)]
 
 
 class StochasticMixture(nn.Module):
@@ -216,8 +217,9 @@ class StochasticMixture(nn.Module):
     def __init__(self, config: "MimeConfig"):
         super().__init__()
         d, z = config.hidden_size, config.latent_size
+        # the prior shares its hidden layer across groups; the posterior has one per group,
+        # over [c ; x_g] (the original's h_prior / h_posterior_positive / _negative)
         self.prior = _GaussianHeads(d, d, z, len(config.emotion_groups))
-        # the original has one posterior hidden layer per group, over [c ; x_g]
         self.posterior = nn.ModuleList(
             [_GaussianHeads(2 * d, d, z, 1) for _ in config.emotion_groups]
         )
@@ -226,17 +228,21 @@ class StochasticMixture(nn.Module):
         )
 
     def prior_stats(self, summary: torch.Tensor) -> List[Tuple[torch.Tensor, torch.Tensor]]:
-        h = F.relu(self.prior.hidden(summary))
-        return [(mu(h), logvar(h)) for mu, logvar in zip(self.prior.mu, self.prior.logvar)]
+        """Context summary (B, D) -> the prior's ``(mu, logvar)`` (B, Z) per group."""
+        return self.prior(summary)
 
-    def posterior_stats(self, summary: torch.Tensor, extra: torch.Tensor, group: int):
-        return self.posterior[group](torch.cat([summary, extra], dim=-1), 0)
+    def posterior_stats(
+        self, summary: torch.Tensor, extra: torch.Tensor, group: int
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``[c ; x_g]`` (B, 2D) -> the posterior's ``(mu, logvar)`` (B, Z) of one group."""
+        return self.posterior[group](torch.cat([summary, extra], dim=-1))[0]
 
     @staticmethod
     def sample(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
 
     def weights(self, z: torch.Tensor, group: int) -> torch.Tensor:
+        """Latent (B, Z) -> the group's mixture weights (B, |g|)."""
         return F.softmax(self.to_weights[group](z), dim=-1)
 
 
@@ -335,13 +341,15 @@ class MimeEncoder(DialogueEncoder):
                 self._group_vector(self.mixture.weights(self.mixture.sample(mu, logvar), g), g)
                 for g, (mu, logvar) in enumerate(stats)
             ]
-        mimic, non_mimic = self._assign(vectors, context_group)
-        m = self.mimic_encoder(hidden, mimic, keep)
-        m_tilde = self.non_mimic_encoder(hidden, non_mimic, keep)
+        # vectors: one (B, K) emotion vector per group
+        mimic, non_mimic = self._assign(vectors, context_group)  # (B, K) each
+        m = self.mimic_encoder(hidden, mimic, keep)  # (B, S, D)
+        m_tilde = self.non_mimic_encoder(hidden, non_mimic, keep)  # (B, S, D)
 
         if use_posterior:
             if self.config.posterior == "original":
-                weights = keep.unsqueeze(-1).to(m.dtype)
+                # the posterior of group g reads the mean of the encoding that holds g
+                weights = keep.unsqueeze(-1).to(m.dtype)  # (B, S, 1)
                 m_mean = (m * weights).sum(1) / weights.sum(1)
                 m_tilde_mean = (m_tilde * weights).sum(1) / weights.sum(1)
                 stats = []
@@ -352,7 +360,7 @@ class MimeEncoder(DialogueEncoder):
             for (mu_q, logvar_q), (mu_p, logvar_p) in zip(stats, prior):
                 kl = kl + gaussian_kl(mu_q, logvar_q, mu_p, logvar_p)
 
-        emotion_context = self.combine(m, m_tilde)
+        emotion_context = self.combine(m, m_tilde)  # (B, S, D)
         return MimeEncoderOutput(emotion_context, keep, logits, context_group, kl)
 
 
