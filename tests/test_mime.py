@@ -170,6 +170,10 @@ def test_predicted_polarity_without_gold_and_single_group():
         assert torch.equal(on.encoder(text, states, ids).emotion_context,
                            off.encoder(text, states, ids).emotion_context)
     assert on.encoder(text, states, ids).context_group.tolist() == [0] * 4
+    stochastic = tiny_model(seed=5, **single)  # ESConv's set-up: one latent, one KL term
+    _, _, labels = random_batch(seed=2)
+    assert (stochastic.encoder(text, states, ids, labels).kl > 0).all()
+    assert len(stochastic.encoder.mixture.posterior) == 1
 
 
 def test_stochastic_mixture_is_seeded_and_posterior_needs_the_response():

@@ -42,15 +42,19 @@ MIME's own:
   nothing (the agent says so once).
 
 **Which configuration produced the released ``output.txt``.** Its first line is the comment
-that only ``main.py``'s training path writes (``--test`` writes no comment), so the file came
-from a full training run with ``utils/config.py``'s defaults plus any flags; and whatever the
-flags, the stochastic mixture was on: ``--vae`` (``type=bool, default=False``) is parsed into
-``config.vae`` but never read anywhere in the repository, while ``Train_MIME`` always builds
-``VAESampling``, always mixes the emotions from its sampled prior (in ``train_one_batch``,
-``decoder_greedy``, ``decoder_topk`` and the beam search) and always adds the KL term to the
-training loss. Its emotion input and combination were ``self_att`` / ``gate`` (the defaults,
-also forced by ``--test``). Hence ``--stochastic-mixture true`` and ``--mime-posterior
-original`` by default.
+("### COMMENT: If using vader ...") that only ``main.py``'s training path writes (the
+``--test`` path writes no comment), so the file came from a full training run followed by its
+test pass. Whatever flags that run had, the stochastic mixture was on: ``--vae``
+(``type=bool, default=False``) is parsed into ``config.vae`` but read nowhere in the
+repository, in any commit (``git log -S``; the file was added in 75419cf, 2020-10-04, with
+the model code of aad652b), while ``Train_MIME`` always builds ``VAESampling``, always mixes
+the emotions from a prior sample (``train_one_batch``, ``decoder_greedy``, ``decoder_topk``,
+the beam search) and always adds the KL term to the training loss. Its emotion input and
+combination were ``self_att`` / ``gate`` (the defaults; ``--test`` forces them too). Hence
+``--stochastic-mixture true`` and ``--mime-posterior original`` by default. Its PPL (37.54)
+is ``exp`` of the mean of per-batch mean token NLLs, computed with the *gold* emotion's
+polarity and a prior sample; ParlAI's ``ppl`` is per token (and with
+``--mime-eval-gold-polarity false``, the default, uses the predicted polarity).
 
 **Early stopping.** The original validates every 1,000 updates and stops at the third check
 without a ppl gain (``patient > 2``), but only counts (and saves at) checks from update 10,000
