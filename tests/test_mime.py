@@ -439,6 +439,17 @@ def test_save_load_round_trip(overfit_model, tmp_path):
         _eval_agent(str(tmp_path / "again"), "-m", "empathy/moel")
 
 
+@pytest.mark.parametrize("search", [
+    ["--inference", "greedy"],  # the original's decoder_greedy
+    ["--inference", "topk", "--topk", 3],  # its decoder_topk
+    ["--inference", "beam", "--beam-size", 3, "--beam-selection", "rescored"],
+])
+def test_parlai_search_strategies(overfit_model, search):
+    agent = _eval_agent(overfit_model["model_file"], *search)
+    replies = agent.batch_act(_file_observations(agent, overfit_model["data"], n=2))
+    assert all(r["text"] and r["emotion"] and r["polarity"] for r in replies)
+
+
 # --- the real command --------------------------------------------------------------------------
 
 
