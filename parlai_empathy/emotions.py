@@ -15,7 +15,13 @@ means the same label.
   MIME counts ``anticipating`` as negative.
 * :data:`ESCONV_EMOTION_TYPES` and :data:`ESCONV_STRATEGIES`: ESConv's ``emotion_type``
   values and its 8 support strategies (Liu et al., ACL 2021), the latter in the order of
-  thu-coai/Emotional-Support-Conversation ``strategy.json``.
+  thu-coai/Emotional-Support-Conversation ``strategy.json``. ESConv's polarity split
+  (:data:`ESCONV_POSITIVE_TYPES` / :data:`ESCONV_NEGATIVE_TYPES`) is ours: every one of its
+  11 types (anxiety, depression, sadness, anger, fear, disgust, shame, nervousness, guilt,
+  jealousy, pain) is a negative feeling -- ESConv's seekers come for support with a problem
+  -- so the positive side is empty and a polarity-grouped model (MIME) has a single group.
+* :func:`polarity_groups` / :func:`label_polarity`: the polarity groups of a label set (ids),
+  and the polarity of one of its labels.
 * :data:`LABEL_SETS`: the label sets a model can classify (``--emotion-labels``), each with
   the message field that holds the gold label; :func:`resolve_label_set` picks one for a task.
 
@@ -87,6 +93,9 @@ ESCONV_STRATEGIES: Tuple[str, ...] = (
     "Others",
 )
 STRATEGY_TOKENS: Tuple[str, ...] = tuple(f"[{s}]" for s in ESCONV_STRATEGIES)
+# Polarity of ESConv's types (ours; see the module docstring): all negative feelings.
+ESCONV_POSITIVE_TYPES: Tuple[str, ...] = ()
+ESCONV_NEGATIVE_TYPES: Tuple[str, ...] = ESCONV_EMOTION_TYPES
 
 _EMOTION_IDS: Dict[str, int] = {name: i for i, name in enumerate(ED_EMOTIONS)}
 _GROUP_IDS: Dict[str, int] = {name: i for i, name in enumerate(GROUP_NAMES)}
@@ -112,6 +121,7 @@ def _check_tables():
     assert sorted(_POLARITY) == sorted(ED_EMOTIONS)
     assert (len(POSITIVE_EMOTIONS), len(NEGATIVE_EMOTIONS)) == (13, 19)
     assert len(ESCONV_EMOTION_TYPES) == 11 and len(ESCONV_STRATEGIES) == 8
+    assert sorted(ESCONV_POSITIVE_TYPES + ESCONV_NEGATIVE_TYPES) == sorted(ESCONV_EMOTION_TYPES)
 
 
 _check_tables()
@@ -236,3 +246,33 @@ def resolve_label_set(choice: Optional[str], task: Optional[str]) -> str:
             "set explicitly with --emotion-labels ed32 or --emotion-labels esconv"
         )
     return "ed32"
+
+
+_POLARITY_SPLITS: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...]]] = {
+    "ed32": (POSITIVE_EMOTIONS, NEGATIVE_EMOTIONS),
+    "esconv": (ESCONV_POSITIVE_TYPES, ESCONV_NEGATIVE_TYPES),
+}
+
+
+def polarity_groups(label_set: str) -> Tuple[Tuple[str, Tuple[int, ...]], ...]:
+    """``((polarity, label ids), ...)`` of a label set (``ed32``, ``esconv``), positive first,
+    leaving out an empty side: ED gives MIME's two groups (13 / 19 ids), ESConv one group
+    (``'negative'``, all 11 ids)."""
+    if label_set not in LABEL_SETS:
+        raise ValueError(f"unknown label set {label_set!r}; valid: {', '.join(LABEL_SETS)}")
+    labels = LABEL_SETS[label_set]
+    groups = []
+    for polarity, names in zip((POSITIVE, NEGATIVE), _POLARITY_SPLITS[label_set]):
+        if names:
+            groups.append((polarity, tuple(labels.to_id(name) for name in names)))
+    return tuple(groups)
+
+
+def label_polarity(label_set: str, label: str) -> str:
+    """``'positive'`` or ``'negative'``: the polarity of ``label`` in ``label_set``."""
+    labels = LABEL_SETS[label_set]
+    index = labels.to_id(label)
+    for polarity, ids in polarity_groups(label_set):
+        if index in ids:
+            return polarity
+    raise AssertionError(f"{label!r} has no polarity in {label_set}")  # tables are checked

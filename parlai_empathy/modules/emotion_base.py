@@ -189,14 +189,18 @@ class DialogueEncoder(nn.Module):
             x = layer(x, keep)
         return self.norm(x), keep
 
-    def classify_emotion(self, hidden_states: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        """Emotion logits (B, E) from the ``CLS`` output or the mean of the real positions."""
+    def summarize(self, hidden_states: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """The context summary (B, D) the emotion classifier reads: the ``CLS`` output or the
+        mean of the real positions (``emotion_pooling``)."""
         if self.config.emotion_pooling == "cls":
-            summary = hidden_states[:, 0]
-        else:  # mean over real positions (the original's --mean_query also averaged padding)
-            weights = keep.unsqueeze(-1).to(hidden_states.dtype)
-            summary = (hidden_states * weights).sum(1) / weights.sum(1)
-        return self.emotion_classifier(summary)
+            return hidden_states[:, 0]
+        # mean over real positions (the original's --mean_query also averaged padding)
+        weights = keep.unsqueeze(-1).to(hidden_states.dtype)
+        return (hidden_states * weights).sum(1) / weights.sum(1)
+
+    def classify_emotion(self, hidden_states: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """Emotion logits (B, E) from the context summary (:meth:`summarize`)."""
+        return self.emotion_classifier(self.summarize(hidden_states, keep))
 
 
 class EmotionGeneratorModel(TorchGeneratorModel):

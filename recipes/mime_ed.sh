@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Train MIME on EmpatheticDialogues the way the released run did. Hours on 2 CPU cores: run it
+# in the background; rerun the same command after any interruption and ParlAI resumes from
+# RUN_DIR/model.checkpoint.
+#
+#   PARLAI_EMPATHY_MIRROR=../shared/data nohup bash recipes/mime_ed.sh [RUN_DIR] &
+#
+# Data: ED, MoEL's view (listener turns as labels: --train-experiencer-only true), seed 1234.
+# Released set-up (declare-lab/MIME utils/config.py, main.py): sizes are the agent's defaults
+# (300-d, 1 layer, 2 heads, key/value depth 40, filter 50), stochastic emotion mixture on,
+# self-attentive emotion input with the gated combination, Noam warm-up 8000 with Adam(0.9,
+# 0.98, 1e-9), batch 16, gradient norm clipped at 2.0, label smoothing 0.1.
+# Early stopping: the original validates every 1,000 updates and stops at the third check
+# without a ppl gain, counting only checks from update 10,000 on. ParlAI has no "not before"
+# option: -vstep 1000 -vp 3 counts the earlier checks too, which is the same rule as long as
+# valid ppl improves at each of the first ten checks (look for "did not beat" before update
+# 10,000 in the log to see whether it did not).
+# MAX_TRAIN_STEPS=N stops after N updates instead (for a CPU budget).
+# Word vectors: the packaged GloVe 6B 50-d (projected to 300); pass
+# EMBEDDING_FILE=/path/glove.6B.300d.txt for the paper's 300-d vectors.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN_DIR="${1:-runs/mime_ed}"
+EMBEDDING_ARGS=()
+if [ -n "${EMBEDDING_FILE:-}" ]; then EMBEDDING_ARGS=(--embedding-file "$EMBEDDING_FILE"); fi
+mkdir -p "$RUN_DIR"
+if [ ! -f "$RUN_DIR/model.dict" ]; then
+  .venv/bin/parlai build_dict -m empathy/mime -t empathetic_dialogues \
+    --train-experiencer-only true -df "$RUN_DIR/model.dict"
+fi
+.venv/bin/parlai train_model -m empathy/mime -t empathetic_dialogues \
+  --train-experiencer-only true -mf "$RUN_DIR/model" -df "$RUN_DIR/model.dict" \
+  --seed 1234 --batchsize 16 "${EMBEDDING_ARGS[@]}" \
+  -vstep 1000 -vp 3 -vmt ppl -vmm min --skip-generation true \
+  --save-every-n-secs 600 --log-every-n-secs 60 ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"}
+
+# Numbers on the full test split, beam 5 and greedy.
+for INFERENCE in beam greedy; do
+  .venv/bin/parlai empathy_report -mfs "$RUN_DIR/model" \
+    -t empathetic_dialogues --train-experiencer-only true -dt test \
+    --inference "$INFERENCE" --beam-size 5 -bs 64 --out "$RUN_DIR/results_ed_test_$INFERENCE"
+done
