@@ -17,7 +17,7 @@
   naming it and the classes.
 * Metrics: ParlAI's classifier metrics (``accuracy``, ``weighted_f1``, per class
   ``class_<c>_prec/recall/f1``) and, with ``--confusion-matrix true``, one count per cell
-  ``confusion/<gold>/<predicted>`` (:func:`confusion_matrix` turns a report back into a
+  ``confusion:<gold>:<predicted>`` (:func:`confusion_matrix` turns a report back into a
   table).
 * Replies: with gold labels the predicted class (so ParlAI's teacher metrics apply); without
   (``parlai interactive``) the ``--top-k`` classes with probabilities, e.g.
@@ -59,7 +59,7 @@ CLASS_LISTS: Dict[str, Tuple[str, ...]] = {
     "esconv": emotions.ESCONV_EMOTION_TYPES,
 }
 ENCODER_SUFFIX = ".encoder"
-CONFUSION_PREFIX = "confusion/"
+CONFUSION_PREFIX = "confusion:"  # not "/": ParlAI reads that as a task prefix
 
 
 def resolve_class_list(label_set: Optional[str], task: Optional[str], emotion_groups=None):
@@ -80,15 +80,18 @@ def resolve_class_list(label_set: Optional[str], task: Optional[str], emotion_gr
     return list(CLASS_LISTS[label_set])
 
 
+def confusion_key(gold: str, predicted: str) -> str:
+    return f"{CONFUSION_PREFIX}{gold}:{predicted}"
+
+
 def confusion_matrix(report: Dict[str, float], classes: Sequence[str]) -> List[List[int]]:
-    """``matrix[gold][predicted]`` counts from a report with ``confusion/<g>/<p>`` keys."""
-    index = {c: i for i, c in enumerate(classes)}
+    """``matrix[gold][predicted]`` counts from a report with ``confusion:<g>:<p>`` keys."""
     matrix = [[0] * len(classes) for _ in classes]
-    for key, value in report.items():
-        if key.startswith(CONFUSION_PREFIX):
-            gold, _, predicted = key[len(CONFUSION_PREFIX):].partition("/")
+    for g, gold in enumerate(classes):
+        for p, predicted in enumerate(classes):
+            value = report.get(confusion_key(gold, predicted), 0)
             value = value.value() if hasattr(value, "value") else value
-            matrix[index[gold]][index[predicted]] += int(round(float(value)))
+            matrix[g][p] = int(round(float(value)))
     return matrix
 
 
@@ -140,7 +143,7 @@ class EmotionClassifierAgent(TorchClassifierAgent):
             "--confusion-matrix",
             type="bool",
             default=False,
-            help="Also report confusion/<gold>/<predicted> counts.",
+            help="Also report confusion:<gold>:<predicted> counts.",
         )
         parser.set_defaults(
             text_truncate=256,
@@ -278,11 +281,9 @@ class EmotionClassifierAgent(TorchClassifierAgent):
         return " | ".join(f"{label} {prob:.3f}" for label, prob in top)
 
     def _record_confusion(self, gold: List[str], predicted: List[str]) -> None:
-        for key in {f"{CONFUSION_PREFIX}{g}/{p}" for g, p in zip(gold, predicted)}:
-            self.record_local_metric(
-                key,
-                [SumMetric(int(f"{CONFUSION_PREFIX}{g}/{p}" == key)) for g, p in zip(gold, predicted)],
-            )
+        keys = [confusion_key(g, p) for g, p in zip(gold, predicted)]
+        for key in set(keys):
+            self.record_local_metric(key, [SumMetric(int(k == key)) for k in keys])
 
     def train_step(self, batch):
         output = super().train_step(batch)

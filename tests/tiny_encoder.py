@@ -21,6 +21,8 @@ def make_tiny_encoder(folder: str, seed: int = 0) -> str:
         num_attention_heads=2,
         intermediate_size=32,
         max_position_embeddings=128,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
     )
     torch.manual_seed(seed)
     BertModel(config).save_pretrained(folder)
