@@ -94,6 +94,8 @@ class HuggingFaceTokenizerDictionary(DictionaryAgent):
     def __init__(self, opt: Opt, shared=None):
         # DictionaryAgent.__init__ would build a ParlAI vocabulary; this one is the tokenizer's.
         self.opt = opt
+        self.id = "HuggingFaceTokenizerDictionary"
+        self.observation = None
         self.minfreq = opt.get("dict_minfreq", DictionaryAgent.default_minfreq)
         self.lower = False  # the tokenizer normalizes (e.g. uncased WordPiece)
         self.tokenizer = "hf"

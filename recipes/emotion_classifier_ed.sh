@@ -9,15 +9,22 @@
 # resumes each run from its checkpoint.
 #
 #   PARLAI_EMPATHY_MIRROR=../shared/data nohup bash recipes/emotion_classifier_ed.sh [RUN_DIR] &
-#   MAX_TRAIN_STEPS=5 VALIDATION_STEPS=5 bash recipes/emotion_classifier_ed.sh /tmp/emo_smoke
+#   MAX_TRAIN_STEPS=3 EVAL_MAX_EXS=64 bash recipes/emotion_classifier_ed.sh /tmp/emo_smoke
 #
 # MAX_TRAIN_STEPS=N stops each run after N updates; EPOCHS (default 4) otherwise;
-# BATCHSIZE (32); LR (5e-5); VALIDATION_STEPS (validate every N updates, default 1000).
+# BATCHSIZE (32); LR (5e-5); VALIDATION_STEPS (validate every N updates, default 1000);
+# EVAL_MAX_EXS=N validates and tests on the first N examples only (a smoke run's numbers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_DIR="${1:-runs/emotion_classifier_ed}"
 ENCODER_ARGS=()
 if [ -n "${ENCODER_PATH:-}" ]; then ENCODER_ARGS=(--encoder-path "$ENCODER_PATH"); fi
+TRAIN_EVAL_ARGS=()
+TEST_EVAL_ARGS=()
+if [ -n "${EVAL_MAX_EXS:-}" ]; then
+  TRAIN_EVAL_ARGS=(--validation-max-exs "$EVAL_MAX_EXS" --short-final-eval true)
+  TEST_EVAL_ARGS=(--num-examples "$EVAL_MAX_EXS")
+fi
 mkdir -p "$RUN_DIR"
 SUMMARY="$RUN_DIR/summary.md"
 printf '| view | classes | test accuracy | test weighted F1 |\n|---|---|---|---|\n' > "$SUMMARY"
@@ -30,10 +37,11 @@ for VIEW in context situation; do
       --emotion-groups "$NUM_CLASSES" -mf "$RUN_DIR/$NAME/model" "${ENCODER_ARGS[@]}" \
       --seed 1234 -bs "${BATCHSIZE:-32}" -lr "${LR:-5e-5}" -eps "${EPOCHS:-4}" \
       -vstep "${VALIDATION_STEPS:-1000}" -vp 3 -vmt accuracy -vmm max \
-      --save-every-n-secs 600 --log-every-n-secs 60 \
+      --save-every-n-secs 600 --log-every-n-secs 60 "${TRAIN_EVAL_ARGS[@]}" \
       ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"}
     .venv/bin/parlai eval_model -mf "$RUN_DIR/$NAME/model" -t "$TASK" --emotion-groups "$NUM_CLASSES" \
-      -dt test -bs 64 --confusion-matrix true --report-filename "$RUN_DIR/$NAME/test_report.json"
+      -dt test -bs 64 --confusion-matrix true "${TEST_EVAL_ARGS[@]}" \
+      --report-filename "$RUN_DIR/$NAME/test_report.json"
     .venv/bin/python - "$RUN_DIR/$NAME" "$VIEW" "$NUM_CLASSES" >> "$SUMMARY" <<'PY'
 import json, sys
 from parlai_empathy.emotion_classifier import confusion_matrix, format_confusion_matrix
