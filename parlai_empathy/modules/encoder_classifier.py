@@ -45,7 +45,8 @@ class EncoderClassifier(nn.Module):
         """``input_ids`` (B, S) starting with [CLS], ``attention_mask`` (B, S) true on
         tokens -> logits (B, C)."""
         mask = attention_mask.long()
-        hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (B, S, D)
+        outputs = self.encoder(input_ids=input_ids, attention_mask=mask)
+        hidden = outputs.last_hidden_state  # (B, S, D)
         if self.config.pooling == "cls":
             sentence = hidden[:, 0]
         else:
