@@ -89,11 +89,13 @@ def test_output_is_the_pec_emotion_file(setting, uninterrupted):
         assert [r["emotion"], r["probability"]] == r["top5"][0]
         assert [p for _, p in r["top5"]] == sorted((p for _, p in r["top5"]), reverse=True)
     teacher = make_teacher("pec", "valid", setting["datapath"], "--pec-emotion-file", uninterrupted)
-    by_key = {(r["domain"], r["index"]): r["emotion"] for r in records}
+    by_key = {(r["domain"], r["index"]): r for r in records}
     messages = [teacher.act() for _ in range(teacher.num_examples())]
     assert len(messages) == PEC_VALID
     for message in messages:
-        assert message["emotion"] == by_key[(message["domain"], message["conversation_index"])]
+        record = by_key[(message["domain"], message["conversation_index"])]
+        assert message["emotion"] == record["emotion"]
+        assert message["emotion_probability"] == record["probability"]
 
 
 def test_killed_run_resumes_to_the_same_file(setting, uninterrupted, tmp_path):
