@@ -98,7 +98,7 @@ def _resume(out: str, identity: Dict[str, Any]) -> int:
         raise LabelInputError(
             f"{partial} exists without its resume marker {marker}; remove it to start again"
         )
-    else:
+    if not os.path.exists(partial):  # a new run (or one stopped before its first line)
         tmp = marker + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(identity, f)
