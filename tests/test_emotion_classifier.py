@@ -95,7 +95,22 @@ def test_tiny_classifier_overfits_real_ed_contexts(encoder, handful, tmp_path):
     for top in tops:
         assert len(top) == 5
         probabilities = [p for _, p in top]
-        assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1.0 + 1e-6
+        assert probabilities == sorted(probabilities, reverse=True)
+        assert sum(probabilities) <= 1.0 + 1e-6
+
+    # a zoo release of it (parlai_empathy.zoo pack) keeps the encoder config and tokenizer
+    from parlai_empathy.mirror import unpack
+    from parlai_empathy.zoo import pack
+
+    archive = pack(str(tmp_path / "model"), "emo_test", "v1", str(tmp_path / "release"))
+    unpack(archive, str(tmp_path / "unpacked"))
+    assert os.path.isfile(tmp_path / "unpacked" / "model.encoder" / "config.json")
+    assert os.path.isfile(tmp_path / "unpacked" / "model.dict.tokenizer" / "vocab.txt")
+    released = create_agent(
+        ParlaiParser(True, True).parse_args(["-mf", str(tmp_path / "unpacked" / "model")]),
+        requireModelExists=True,
+    )
+    assert released.classify([text for _, text in handful]) == tops
 
 
 def test_unknown_label_is_a_clear_error(encoder, handful, tmp_path):
