@@ -148,7 +148,8 @@ def pack(model_file: str, name: str, version: str, out_dir: str, fp16: bool = Fa
             for root, _dirs, files in os.walk(folder):
                 for file_name in files:
                     path = os.path.join(root, file_name)
-                    member = "model" + suffix + "/" + os.path.relpath(path, folder).replace(os.sep, "/")
+                    inside = os.path.relpath(path, folder).replace(os.sep, "/")
+                    member = f"model{suffix}/{inside}"
                     with open(path, "rb") as f:
                         members[member] = f.read()
     partial = target + ".part"
