@@ -40,6 +40,8 @@ from parlai_empathy.safe_load import load_checkpoint, read_opt_file
 
 ZOO_URL_ENV = "PARLAI_EMPATHY_ZOO_URL"
 MODEL_FILES = ("model", "model.opt", "model.dict")
+# folders beside a model file that pack() keeps when present (transformers-based agents)
+SIDE_FOLDERS = (".encoder", ".dict.tokenizer")
 
 
 def bundled_releases_dir() -> str:
@@ -109,7 +111,9 @@ def pack(model_file: str, name: str, version: str, out_dir: str, fp16: bool = Fa
     """Write ``<out_dir>/<name>-<version>.tar.gz`` from a trained ParlAI model; return its path.
 
     Keeps the weights (optionally as fp16) and drops optimizer/scheduler state; the saved opt
-    forgets the training machine's paths. The archive is byte-reproducible for the same input
+    forgets the training machine's paths. Folders saved beside the model by transformers-based
+    agents (``model.encoder/``: the encoder's config; ``model.dict.tokenizer/``: the
+    tokenizer) travel with it. The archive is byte-reproducible for the same input
     (sorted members, fixed times), so its sha256 identifies the model.
     """
     import torch
@@ -121,7 +125,7 @@ def pack(model_file: str, name: str, version: str, out_dir: str, fp16: bool = Fa
     slim = {"model": weights}
     opt = read_opt_file(model_file + ".opt")
     for key in ("model_file", "dict_file", "init_model", "datapath", "download_path",
-                "parlai_home", "starttime", "override"):
+                "parlai_home", "starttime", "override", "encoder_path"):
         opt.pop(key, None)
     opt["skip_generation"] = False
     if fp16:
@@ -137,6 +141,15 @@ def pack(model_file: str, name: str, version: str, out_dir: str, fp16: bool = Fa
             "model.opt": json.dumps(opt, indent=4, sort_keys=True).encode(),
             "model.dict": open(model_file + ".dict", "rb").read(),
         }
+        for suffix in SIDE_FOLDERS:
+            folder = model_file + suffix
+            for root, _dirs, files in os.walk(folder):
+                for file_name in files:
+                    path = os.path.join(root, file_name)
+                    inside = os.path.relpath(path, folder).replace(os.sep, "/")
+                    member = f"model{suffix}/{inside}"
+                    with open(path, "rb") as f:
+                        members[member] = f.read()
     partial = target + ".part"
     try:
         with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:

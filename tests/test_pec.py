@@ -306,6 +306,8 @@ def emotion_line(domain="happy", split="valid", index=1, emotion="sad", drop=Non
         (emotion_line(index=-1), "non-negative integer"),
         (emotion_line(index=0), "already labelled on line 1"),
         (emotion_line(index=105), "out of range"),
+        (emotion_line()[:-1] + ', "probability": 1.5}', "probability must be a number in [0, 1]"),
+        (emotion_line()[:-1] + ', "probability": "high"}', "probability must be a number"),
     ],
 )
 def test_bad_emotion_file_names_file_and_line(pec_datapath, tmp_path, line, message):

@@ -32,6 +32,8 @@ Emotion labels file (``--pec-emotion-file``): JSON Lines, one object per convers
 ``{"domain": "happy", "split": "valid", "index": 12, "emotion": "joyful"}`` where
 ``index`` is the conversation's ``conversation_index`` and ``emotion`` one of the 32 ED
 emotions (:data:`parlai_empathy.emotions.ED_EMOTIONS`); it fills the ``emotion`` field.
+An optional ``"probability"`` (a number in [0, 1], as ``parlai empathy_label_emotions``
+writes it) fills ``emotion_probability``; other keys (``top5``, ``example`` ...) are ignored.
 Blank lines are allowed; anything else malformed is an error naming ``file:line``.
 
     parlai display_data -t pec:happy -dt valid -n 3 --display-add-fields personas,domain
@@ -185,8 +187,19 @@ def read_personas(path: str) -> Dict[str, List[str]]:
 def read_emotion_labels(path: str, domain: str, split: str) -> Dict[int, Tuple[str, int]]:
     """``conversation_index -> (emotion, line number)`` for one domain and split of an
     emotion labels file (format in the module docstring); every line is checked."""
+    return {
+        index: (emotion, line)
+        for index, (emotion, line, _) in read_emotion_records(path, domain, split).items()
+    }
+
+
+def read_emotion_records(
+    path: str, domain: str, split: str
+) -> Dict[int, Tuple[str, int, Optional[float]]]:
+    """``conversation_index -> (emotion, line number, probability or None)``, as
+    :func:`read_emotion_labels`."""
     found: Dict[Tuple[str, str, int], int] = {}
-    wanted: Dict[int, Tuple[str, int]] = {}
+    wanted: Dict[int, Tuple[str, int, Optional[float]]] = {}
     with _open_checked(os.path.expanduser(path), "emotion labels") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
@@ -216,12 +229,21 @@ def read_emotion_labels(path: str, domain: str, split: str) -> Dict[int, Tuple[s
                 emotion = normalize_emotion(record["emotion"])
             except ValueError as exc:
                 raise PECFormatError(f"{where}: {exc}") from None
+            probability = record.get("probability")
+            if probability is not None and (
+                isinstance(probability, bool)
+                or not isinstance(probability, (int, float))
+                or not 0.0 <= probability <= 1.0
+            ):
+                raise PECFormatError(
+                    f"{where}: probability must be a number in [0, 1], got {probability!r}"
+                )
             key = (record["domain"], record["split"], index)
             if key in found:
                 raise PECFormatError(f"{where}: {key} already labelled on line {found[key]}")
             found[key] = number
             if key[:2] == (domain, split):
-                wanted[index] = (emotion, number)
+                wanted[index] = (emotion, number, probability)
     return wanted
 
 
@@ -362,7 +384,10 @@ def load_examples(
             example["label_candidates"] = pool.sample(conversation.response, key)
         if emotions is not None:
             if conversation.index in emotions:
-                example["emotion"] = emotions[conversation.index][0]
+                emotion, _, probability = emotions[conversation.index]
+                example["emotion"] = emotion
+                if probability is not None:
+                    example["emotion_probability"] = probability
             else:
                 report.missing_emotion += 1
         examples.append(example)
@@ -374,8 +399,8 @@ def load_examples(
 def _emotions(path: Optional[str], domain: str, split: str, count: int):
     if not path:
         return None
-    labels = read_emotion_labels(path, domain, split)
-    for index, (_, line) in labels.items():
+    labels = read_emotion_records(path, domain, split)
+    for index, (_, line, _) in labels.items():
         if index >= count:
             raise PECFormatError(
                 f"{path}:{line}: index {index} is out of range: {domain}/{split}.txt has "

@@ -61,7 +61,9 @@ class PECTeacher(DialogTeacher):
             default=None,
             help='JSON Lines of {"domain", "split", "index", "emotion"} from an emotion '
             "classifier (index: position of the conversation in its split file; emotion: "
-            "one of the 32 EmpatheticDialogues emotions); fills the emotion field.",
+            "one of the 32 EmpatheticDialogues emotions; an optional probability fills "
+            "emotion_probability), e.g. the output of parlai empathy_label_emotions; fills "
+            "the emotion field.",
         )
         return parser
 
