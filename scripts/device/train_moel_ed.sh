@@ -42,7 +42,7 @@ summary() {
     >> "$OUT/summary.txt"
 }
 trap summary EXIT
-echo "device run $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname), $(nproc) CPUs" > "$OUT/summary.txt"
+echo "device run $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -n), $(nproc) CPUs" > "$OUT/summary.txt"
 
 phase "bundle check"
 [ -f "$BUNDLE/MANIFEST.txt" ] || { echo "no bundle at $BUNDLE (scripts/device/build_bundle.sh)"; exit 1; }
@@ -84,7 +84,9 @@ fi
 phase "data"
 rm -rf "$WORK"
 mkdir -p "$WORK/mirror" "$WORK/data"
-tar -xJf "$BUNDLE/data/ed.tar.xz" -C "$WORK/mirror"
+# Python's own lzma/tarfile: the image may have no xz program
+"$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="data")' \
+  "$BUNDLE/data/ed.tar.xz" "$WORK/mirror"
 export PARLAI_EMPATHY_MIRROR="$WORK/mirror" PARLAI_DATAPATH="$WORK/data"
 RUN_DIR="$WORK/$RELEASE_NAME"
 mkdir -p "$RUN_DIR"
@@ -117,9 +119,11 @@ fi
   --version "$RELEASE_VERSION" --out "$RUN_DIR/release" --fp16 | tee "$RUN_DIR/pack.txt"
 ARCHIVE="$RUN_DIR/release/$RELEASE_NAME-$RELEASE_VERSION.tar.gz"
 # the release must load: unpack it and build the agent from it on the CPU
-mkdir -p "$RUN_DIR/unpacked" && tar -xzf "$ARCHIVE" -C "$RUN_DIR/unpacked"
+mkdir -p "$RUN_DIR/unpacked"
+"$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="data")' \
+  "$ARCHIVE" "$RUN_DIR/unpacked"
 "${RUNPY[@]}" parlai display_model -mf "$RUN_DIR/unpacked/model" -t empathetic_dialogues \
-  --train-experiencer-only true -dt valid -n 2 --no-cuda --skip-generation false \
+  --train-experiencer-only true -dt valid -n 2 -bs 1 --no-cuda --skip-generation false \
   --inference greedy > "$RUN_DIR/display_model.txt" 2>&1 \
   || { tail -30 "$RUN_DIR/display_model.txt"; echo "the packed release does not load"; exit 1; }
 tail -12 "$RUN_DIR/display_model.txt"
