@@ -15,18 +15,29 @@ _TARGET = "parlai"
 
 
 class _ApplyCompatAfterParlaiImport(importlib.abc.MetaPathFinder):
-    """Meta-path finder that wraps the loader of ``parlai`` once, then leaves."""
+    """Meta-path finder that wraps the loader of ``parlai``; it leaves once ``parlai`` runs.
+
+    It stays armed until the package is really executed, not merely looked up: ``python -m
+    parlai`` (runpy) first calls ``find_spec("parlai")``, drops that spec and imports the
+    package afresh, and a finder that left at the first lookup missed that import.
+    """
+
+    _searching = False
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != _TARGET:
+        if fullname != _TARGET or self._searching:
             return None
-        uninstall()
-        spec = importlib.util.find_spec(fullname)
+        self._searching = True  # our own lookup below must not come back here
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self._searching = False
         if spec is None or spec.loader is None:
             return spec
         original_exec = spec.loader.exec_module
 
         def exec_then_apply(module):
+            uninstall()
             original_exec(module)
             from parlai_empathy import compat
 

@@ -135,6 +135,22 @@ def test_compat_is_applied_by_importing_parlai_alone():
     assert out.split() == ["True", "True", "_ModuleView"]
 
 
+def test_compat_is_applied_under_python_dash_m_parlai():
+    """``python -m parlai`` looks ``parlai`` up (runpy's ``find_spec``) before importing it
+    afresh; the fixes must still be applied to the package that runs (runpy's own steps,
+    in-process, so the result can be read)."""
+    out = python(
+        "import runpy, sys\n"
+        "sys.argv = ['parlai', 'help']\n"
+        "try:\n"
+        "    runpy.run_module('parlai', run_name='__main__', alter_sys=True)\n"
+        "finally:\n"
+        "    import torch\n"
+        "    print('WRAPPED', getattr(torch.load, '_parlai_empathy_wrapped', False))\n"
+    )
+    assert out.split()[-2:] == ["WRAPPED", "True"]
+
+
 def test_multiprocessing_train_two_cpu_workers_matches_single_process_format(tmp_path):
     """ParlAI's own multi-process launcher trains our agent on CPU (gloo), spawned workers
     resolving ``empathy/...`` themselves; its final metrics files (``model.valid``,
