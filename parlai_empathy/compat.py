@@ -40,6 +40,7 @@ def apply():
     _empathetic_dialogues_from_mirror()
     _quiet_pandas_stack_warning()
     _train_model_resume_fixes()
+    _interactive_chat()
 
 
 def _train_model_resume_fixes():
@@ -395,3 +396,21 @@ def _empathetic_dialogues_from_mirror():
     agents = sys.modules.get("parlai.tasks.empathetic_dialogues.agents")
     if agents is not None:
         agents.build = empathetic_dialogues_build.build
+
+
+def _interactive_chat():
+    """``parlai interactive`` prints ~180 lines of options before the prompt, truncates long
+    messages silently and shows a traceback on Ctrl-C.
+
+    ``parlai.scripts.interactive.interactive`` (the function its script class calls) becomes
+    :func:`parlai_empathy.chat.interactive`: ParlAI's loop, statement for statement, for
+    every agent; agents with ``start_chat`` (:class:`parlai_empathy.chat.ChatMixin`) get a
+    short banner instead of the options (``-v`` shows them), truncation notices, a chat-only
+    repetition guard, and Ctrl-C ending the chat like ``[EXIT]``.
+    """
+    import parlai.scripts.interactive as interactive_script
+    from parlai_empathy import chat
+
+    if interactive_script.interactive is not chat.interactive:
+        interactive_script.interactive = chat.interactive
+
