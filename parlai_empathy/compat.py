@@ -41,6 +41,7 @@ def apply():
     _quiet_pandas_stack_warning()
     _train_model_resume_fixes()
     _interactive_chat()
+    _train_model_interrupt_checkpoint()
 
 
 def _train_model_resume_fixes():
@@ -414,3 +415,19 @@ def _interactive_chat():
     if interactive_script.interactive is not chat.interactive:
         interactive_script.interactive = chat.interactive
 
+
+def _train_model_interrupt_checkpoint():
+    """Ctrl-C in ``parlai train_model`` ends with a traceback and keeps only what the last
+    ``--save-every-n-secs`` or validation happened to save (often nothing).
+
+    For agents that ask for it (``checkpoint_on_interrupt``, see
+    :class:`parlai_empathy.training.InterruptCheckpointMixin`), a single-process
+    ``TrainLoop`` finishes the update in progress, saves ``MODEL.checkpoint`` (and ``MODEL``
+    when no validation has saved one yet) through temporary files and renames, says how to
+    resume, and exits with status 130, without a traceback. Other agents and distributed runs
+    keep ParlAI's behaviour.
+    """
+    import parlai.scripts.train_model as train_model
+    from parlai_empathy import training
+
+    training.install(train_model.TrainLoop)
