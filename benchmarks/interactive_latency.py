@@ -4,9 +4,11 @@ Loads a model file (``zoo:`` too) with ParlAI's ``create_agent_from_model_file``
 interactive mode and times ``observe`` + ``act`` for each of ``--n`` real ED test contexts
 (the speaker's first turn of each conversation, as a user would type it), after
 ``--warmup`` untimed replies. Prints the median and the 90th percentile, the settings and
-the machine's thread count; nothing else runs in the process. Run::
+the machine's thread count; nothing else runs in the process. ``--chat`` times the agent as
+the terminal chat runs it (``start_chat``: the chat-only n-gram blocking of
+:mod:`parlai_empathy.chat`); without it, the model's own decoding. Run::
 
-    python benchmarks/interactive_latency.py -mf zoo:empathy/moel_ed/model --threads 2
+    python benchmarks/interactive_latency.py -mf zoo:empathy/moel_ed/model --threads 2 [--chat]
 """
 import argparse
 import os
@@ -21,6 +23,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--datapath", default=None)
+    parser.add_argument("--chat", action="store_true",
+                        help="decode as `parlai interactive` does for agents with start_chat")
     args = parser.parse_args()
 
     import torch
@@ -35,6 +39,10 @@ def main():
     agent = create_agent_from_model_file(
         model_file, {"interactive_mode": True, "skip_generation": False, "datapath": datapath}
     )
+    if args.chat and callable(getattr(agent, "start_chat", None)):
+        agent.start_chat()
+    elif args.chat:
+        parser.error(f"{agent.__class__.__name__} has no start_chat: its chat decodes as it does")
     contexts = _contexts(datapath, args.n + args.warmup)
     timings, lengths = [], []
     for n, text in enumerate(contexts):
@@ -48,7 +56,8 @@ def main():
             lengths.append(len(reply.get("text", "").split()))
     timings.sort()
     print(f"model: {args.model_file} ({agent.__class__.__name__}, inference "
-          f"{agent.opt.get('inference')}, beam {agent.opt.get('beam_size')})")
+          f"{agent.opt.get('inference')}, beam {agent.opt.get('beam_size')}, "
+          f"block n-grams {getattr(agent, 'beam_block_ngram', -1)})")
     print(f"threads: {torch.get_num_threads()} of {os.cpu_count()} CPUs; replies timed: "
           f"{len(timings)}; mean reply length {statistics.mean(lengths):.1f} words")
     print(f"median {statistics.median(timings):.1f} ms, p90 "

@@ -40,6 +40,8 @@ def apply():
     _empathetic_dialogues_from_mirror()
     _quiet_pandas_stack_warning()
     _train_model_resume_fixes()
+    _interactive_chat()
+    _train_model_interrupt_checkpoint()
 
 
 def _train_model_resume_fixes():
@@ -395,3 +397,37 @@ def _empathetic_dialogues_from_mirror():
     agents = sys.modules.get("parlai.tasks.empathetic_dialogues.agents")
     if agents is not None:
         agents.build = empathetic_dialogues_build.build
+
+
+def _interactive_chat():
+    """``parlai interactive`` prints ~180 lines of options before the prompt, truncates long
+    messages silently and shows a traceback on Ctrl-C.
+
+    ``parlai.scripts.interactive.interactive`` (the function its script class calls) becomes
+    :func:`parlai_empathy.chat.interactive`: ParlAI's loop, statement for statement, for
+    every agent; agents with ``start_chat`` (:class:`parlai_empathy.chat.ChatMixin`) get a
+    short banner instead of the options (``-v`` shows them), truncation notices, a chat-only
+    repetition guard, and Ctrl-C ending the chat like ``[EXIT]``.
+    """
+    import parlai.scripts.interactive as interactive_script
+    from parlai_empathy import chat
+
+    if interactive_script.interactive is not chat.interactive:
+        interactive_script.interactive = chat.interactive
+
+
+def _train_model_interrupt_checkpoint():
+    """Ctrl-C in ``parlai train_model`` ends with a traceback and keeps only what the last
+    ``--save-every-n-secs`` or validation happened to save (often nothing).
+
+    For agents that ask for it (``checkpoint_on_interrupt``, see
+    :class:`parlai_empathy.training.InterruptCheckpointMixin`), a single-process
+    ``TrainLoop`` finishes the update in progress, saves ``MODEL.checkpoint`` (and ``MODEL``
+    when no validation has saved one yet) through temporary files and renames, says how to
+    resume, and exits with status 130, without a traceback. Other agents and distributed runs
+    keep ParlAI's behaviour.
+    """
+    import parlai.scripts.train_model as train_model
+    from parlai_empathy import training
+
+    training.install(train_model.TrainLoop)

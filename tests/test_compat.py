@@ -1,7 +1,6 @@
 """Each compatibility fix does its job, and only its job."""
 import os
 import pickle
-import subprocess
 import sys
 
 import pytest
@@ -60,12 +59,16 @@ def test_reduce_lr_on_plateau_accepts_verbose_for_parlai_only():
 
 
 def _datapath_parsed_in_fresh_process(env):
-    out = subprocess.run(
+    from parlai_cli import run_command
+
+    proc = run_command(
         [sys.executable, "-c",
          "from parlai.core.params import ParlaiParser\n"
          "print(ParlaiParser(True, True).parse_args([])['datapath'])"],
-        capture_output=True, text=True, env=env, check=True,
-    ).stdout
+        env=env, merge_stderr=False, replace_env=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
     return out.strip().splitlines()[-1]
 
 

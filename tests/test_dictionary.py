@@ -12,7 +12,7 @@ from parlai.core.agents import create_agent
 from parlai.core.dict import DictionaryAgent
 from parlai.core.params import ParlaiParser
 
-from parlai_cli import run_parlai
+from parlai_cli import run_command, run_parlai
 from parlai_empathy.dictionary import (
     DETOKENIZABLE,
     EmpathyDictionaryAgent,
@@ -123,11 +123,11 @@ def test_paper_dictionary_is_saved_and_reloaded(tmp_path):
         "from parlai.core.agents import create_agent_from_model_file as c; "
         f"a = c({str(model_file)!r}); print(a.dict.tokenizer, a.dict.tokenize(\"I can't, sorry.\"))"
     )
-    import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, check=True).stdout
+    proc = run_command([sys.executable, "-c", code], timeout=120, merge_stderr=False)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
     assert "paper ['i', 'can', 'not', ',', 'sorry', '.']" in out
 
 

@@ -3,12 +3,12 @@ crowd settings and the Conversations export (the browser and load tests are sepa
 import json
 import os
 import re
-import subprocess
 import sys
 
 import pytest
 import yaml
 
+from parlai_cli import run_command
 from potato_browser import parse_logins
 
 from parlai_empathy.human_eval.analysis import analyze, mean_ci
@@ -193,8 +193,7 @@ def test_analysis_numbers(tmp_path):
 
     # the command writes the three files and the papers' table header
     out = tmp_path / "results"
-    proc = subprocess.run(HE + ["analyze", str(tmp_path), "--out", str(out)],
-                          capture_output=True, text=True)
+    proc = run_command(HE + ["analyze", str(tmp_path), "--out", str(out)], merge_stderr=False)
     assert proc.returncode == 0, proc.stderr
     assert "| moel | 3.62 ± " in proc.stdout  # 29 / 8
     assert "| moel vs base | 75.00 | 0.00 | 25.00 | 8 | 4 | 0.1250 |" in proc.stdout
@@ -208,8 +207,8 @@ def test_mean_ci_small_samples():
 
 
 def test_analyze_without_a_study_says_so(tmp_path):
-    proc = subprocess.run(HE + ["analyze", str(tmp_path), "--out", str(tmp_path / "r")],
-                          capture_output=True, text=True)
+    proc = run_command(HE + ["analyze", str(tmp_path), "--out", str(tmp_path / "r")],
+                       merge_stderr=False)
     assert proc.returncode == 2
     assert "key.json: no answer key" in proc.stderr
     assert not (tmp_path / "r.md").exists()
@@ -242,9 +241,9 @@ def _mode(path):
 def test_build_makes_password_logins_and_keeps_only_hashes(tmp_path):
     from potato.authentication import _verify_password
 
-    proc = subprocess.run(HE + ["build", str(_write(tmp_path, _items())), "--out",
-                                str(tmp_path / "study"), "--logins", "alice,bob"],
-                          capture_output=True, text=True)
+    proc = run_command(HE + ["build", str(_write(tmp_path, _items())), "--out",
+                             str(tmp_path / "study"), "--logins", "alice,bob"],
+                       merge_stderr=False)
     assert proc.returncode == 0, proc.stderr
     passwords = parse_logins(proc.stdout)
     assert set(passwords) == {"alice", "bob"}
@@ -302,8 +301,8 @@ def test_serve_refuses_a_login_anyone_could_use(tmp_path):
         (task / "config.yaml").write_text(yaml.safe_dump({**config, **change}))
         with pytest.raises(ServeError, match=message):
             check_login(str(task))
-        proc = subprocess.run(HE + ["serve", str(task), "--port", "1"], capture_output=True,
-                              text=True, timeout=60)
+        proc = run_command(HE + ["serve", str(task), "--port", "1"], merge_stderr=False,
+                           timeout=60)
         assert proc.returncode == 2 and message in proc.stderr
     (task / "config.yaml").write_text(yaml.safe_dump(config))
     (task / "annotators.jsonl").write_text("")
@@ -323,16 +322,15 @@ def test_logins_step_adds_resets_and_closes_an_open_study(tmp_path):
         del config["authentication"]
         (task / "config.yaml").write_text(yaml.safe_dump(config))
         (task / "annotators.jsonl").unlink()
-    proc = subprocess.run(HE + ["logins", str(tmp_path), "--add", "alice,bob"],
-                          capture_output=True, text=True)
+    proc = run_command(HE + ["logins", str(tmp_path), "--add", "alice,bob"], merge_stderr=False)
     assert proc.returncode == 0, proc.stderr
     first = parse_logins(proc.stdout)
     assert set(first) == {"alice", "bob"}
     for task in tasks:
         assert check_login(str(task)) == "password"
         assert _mode(task / "annotators.jsonl") == 0o600
-    proc = subprocess.run(HE + ["logins", str(tmp_path), "--add", "1", "--reset", "bob"],
-                          capture_output=True, text=True)
+    proc = run_command(HE + ["logins", str(tmp_path), "--add", "1", "--reset", "bob"],
+                       merge_stderr=False)
     assert proc.returncode == 0, proc.stderr
     second = parse_logins(proc.stdout)
     assert set(second) == {"annotator01", "bob"}
@@ -345,8 +343,7 @@ def test_logins_step_adds_resets_and_closes_an_open_study(tmp_path):
     for args, message in [(["--add", "alice"], "already has a login"),
                           (["--reset", "carol"], "no login named 'carol'"),
                           ([], "nothing to do")]:
-        proc = subprocess.run(HE + ["logins", str(tmp_path)] + args, capture_output=True,
-                              text=True)
+        proc = run_command(HE + ["logins", str(tmp_path)] + args, merge_stderr=False)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
 
 

@@ -10,16 +10,17 @@ the committed ones).
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
 
 import pytest
 
-from parlai_cli import run_parlai
+from parlai_cli import kill_group, run_command, run_parlai
 
-pytest.importorskip("playwright")
-pytest.importorskip("potato")
+REQUIRE_BROWSER = bool(os.environ.get("PARLAI_EMPATHY_REQUIRE_BROWSER"))  # set by .ci/run
+if not REQUIRE_BROWSER:  # in CI a missing module is an error, not a skip
+    pytest.importorskip("playwright")
+    pytest.importorskip("potato")
 
 from potato_browser import (  # noqa: E402
     CHROMIUM,
@@ -33,10 +34,11 @@ from potato_browser import (  # noqa: E402
 )
 
 if not CHROMIUM or not os.path.exists(CHROMIUM):
-    if os.environ.get("PARLAI_EMPATHY_REQUIRE_BROWSER"):  # set by .ci/run: never skip there
+    if REQUIRE_BROWSER:  # never skip in CI
         raise RuntimeError("no Chromium, but PARLAI_EMPATHY_REQUIRE_BROWSER is set")
-    pytest.skip("no Chromium: install Debian's chromium (scripts/test.sh does as root)",
-                allow_module_level=True)
+    pytest.skip("no Chromium browser: install Debian's chromium (sudo bash "
+                "scripts/install_chromium.sh; scripts/test.sh does it when run as root) or "
+                "set PARLAI_EMPATHY_CHROMIUM to a Chromium binary", allow_module_level=True)
 
 HE = [sys.executable, "-m", "parlai_empathy.human_eval"]
 SCRIPT = "</script><script>window.__pwned = 1</script><b>not bold</b> & done"
@@ -44,8 +46,7 @@ SCALES = ("empathy", "relevance", "fluency")
 
 
 def _he(*args, cwd=None):
-    proc = subprocess.run(HE + [str(a) for a in args], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, cwd=cwd, timeout=600)
+    proc = run_command(HE + list(args), cwd=cwd, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:]
     return proc.stdout
 
@@ -101,8 +102,8 @@ class Server:
 
     def kill(self):
         """SIGKILL the whole server group: no chance to flush anything at exit."""
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
+        if self.process:
+            kill_group(self.process)  # even when Potato itself has exited: its children
             self.process.wait(timeout=30)
 
 

@@ -7,13 +7,12 @@ whenever ``parlai`` is imported. Each test below starts fresh processes, as user
 """
 import json
 import os
-import subprocess
 import sys
 from importlib import metadata
 
 import pytest
 
-from parlai_cli import run_parlai
+from parlai_cli import run_command, run_parlai
 
 TINY = "empathy/tiny_generator"
 AGENT_CLASS = "parlai.agents.empathy.tiny_generator.TinyGeneratorAgent"
@@ -21,14 +20,7 @@ AGENT_CLASS = "parlai.agents.empathy.tiny_generator.TinyGeneratorAgent"
 
 def python(code, **env):
     """Run ``code`` in a fresh interpreter of this environment and return its stdout."""
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **env},
-        timeout=300,
-    )
+    proc = run_command([sys.executable, "-c", code], env=env, timeout=300, merge_stderr=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc.stdout
 

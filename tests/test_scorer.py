@@ -1,11 +1,10 @@
 """The file scorer: `python -m parlai_empathy.metrics.score` and `parlai empathy_score`."""
 import json
-import subprocess
 import sys
 
 import pytest
 
-from parlai_cli import run_parlai
+from parlai_cli import run_command, run_parlai
 from parlai_empathy.metrics.parlai_metrics import generation_metrics
 from parlai_empathy.metrics.score import ScoreInputError, load_inputs, main, read_lines
 
@@ -122,18 +121,18 @@ def test_non_utf8_line_is_reported_with_its_number(tmp_path):
 
 
 def test_python_m_entry_point(files):
-    proc = subprocess.run(
+    proc = run_command(
         [sys.executable, "-m", "parlai_empathy.metrics.score", "--hyp", files["hyp"],
          "--ref", files["ref_a"], files["ref_b"]],
-        capture_output=True, text=True, timeout=120,
+        timeout=120, merge_stderr=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert MBLEU_LINE in proc.stdout
 
-    missing = subprocess.run(
+    missing = run_command(
         [sys.executable, "-m", "parlai_empathy.metrics.score", "--hyp", files["hyp"],
          "--ref", files["hyp"] + ".missing"],
-        capture_output=True, text=True, timeout=120,
+        timeout=120, merge_stderr=False,
     )
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines() == [
