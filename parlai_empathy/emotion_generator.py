@@ -47,6 +47,10 @@ where it has them, extra model inputs or losses. Everything below is shared:
 * **Interactive display.** Every generated reply has ``emotion`` (name) and ``emotion_prob``
   fields, and ``--display-add-fields`` defaults to ``emotion,emotion_prob`` so ``parlai
   interactive`` shows them under the reply without touching its text.
+* **Chat and training** (:mod:`parlai_empathy.chat`, :mod:`parlai_empathy.training`): a short
+  banner, truncation notices, chat-only 3-gram blocking and Ctrl-C as ``[EXIT]`` in ``parlai
+  interactive``; Ctrl-C in ``train_model`` saves a usable checkpoint. ParlAI's 0-1 ``bleu-4``
+  is left out of the report (``--metrics default`` brings it back).
 * **Other defaults.** Batch size 16 (left at ParlAI's 1 under ``parlai interactive``, whose
   world would otherwise batch the human); no dropout (the official runs set none);
   validation on ``ppl`` (which exists with ``--skip-generation true`` too).
@@ -67,6 +71,7 @@ from parlai.utils.misc import warn_once
 from parlai.utils.torch import padded_tensor
 
 from parlai_empathy import emotions
+from parlai_empathy.chat import ChatMixin
 from parlai_empathy.decoding import BEAM_SELECTIONS, FirstTopBeamSearch
 from parlai_empathy.dictionary import PAPER_TOKENIZER, EmpathyDictionaryAgent
 from parlai_empathy.embeddings import (
@@ -76,6 +81,8 @@ from parlai_empathy.embeddings import (
     load_word_vectors,
 )
 from parlai_empathy.metrics import GenerationMetricsMixin
+from parlai_empathy.teacher_metrics import set_default_metrics
+from parlai_empathy.training import InterruptCheckpointMixin
 from parlai_empathy.modules.emotion_base import (
     POOLINGS,
     STATE_CLS,
@@ -85,7 +92,9 @@ from parlai_empathy.modules.emotion_base import (
 )
 
 
-class EmotionGeneratorAgent(GenerationMetricsMixin, TorchGeneratorAgent):
+class EmotionGeneratorAgent(
+    ChatMixin, InterruptCheckpointMixin, GenerationMetricsMixin, TorchGeneratorAgent
+):
     """Base of the emotion generators; a subclass sets the class attributes below and
     implements :meth:`build_network`."""
 
@@ -175,6 +184,7 @@ class EmotionGeneratorAgent(GenerationMetricsMixin, TorchGeneratorAgent):
             text_truncate=512,
             display_add_fields="emotion,emotion_prob",
         )
+        set_default_metrics(parser)
         if not (partial_opt or {}).get("interactive_mode"):
             # the originals' batch size; not for `parlai interactive`, whose world would
             # become a batch world around the human agent
@@ -500,6 +510,13 @@ class EmotionGeneratorAgent(GenerationMetricsMixin, TorchGeneratorAgent):
         return per_example.mean()
 
     # --- evaluation and chat -----------------------------------------------------------------
+
+    def chat_banner_lines(self) -> List[str]:
+        fields = ", ".join((self.opt.get("display_add_fields") or "").split(","))
+        return super().chat_banner_lines() + [
+            f"Under each reply: {fields} (the emotion {self.MODEL_NAME} read in the "
+            "conversation, and its probability)."
+        ]
 
     def _treesearch_factory(self, device, verbose=False):
         """ParlAI's searches, and the originals' beam with ``--beam-selection first_top``."""
