@@ -262,6 +262,9 @@ def _distributed_on_cpu():
     ``all_gather_list`` allocates ``torch.cuda`` buffers. On a machine without CUDA we use
     the gloo backend and torch's ``all_gather_object`` (torch 1.8+), which works with both
     backends. With CUDA the behaviour is ParlAI's own (NCCL, one GPU per rank).
+
+    The gloo group gets one worker thread instead of two, so that a rank can always leave:
+    see :func:`_single_worker_gloo`.
     """
     import torch
     import torch.distributed as dist
@@ -303,12 +306,15 @@ def _distributed_on_cpu():
         with parlai_distributed.override_print(suppress_output, print_prefix):
             if use_cuda and gpu != -1:
                 torch.cuda.set_device(gpu)
-            dist.init_process_group(
-                backend="nccl" if use_cuda else "gloo",
-                init_method=init_method,
-                world_size=opt["distributed_world_size"],
-                rank=rank,
-            )
+            with contextlib.ExitStack() as init:
+                if not use_cuda:
+                    init.enter_context(_single_worker_gloo())
+                dist.init_process_group(
+                    backend="nccl" if use_cuda else "gloo",
+                    init_method=init_method,
+                    world_size=opt["distributed_world_size"],
+                    rank=rank,
+                )
             logging.info("Distributed group initialized")
             if use_cuda:
                 torch.cuda.init()
@@ -316,12 +322,11 @@ def _distributed_on_cpu():
             parlai_distributed.sync_object(None)
             try:
                 yield opt
-                # leave together: gloo's barrier first waits for every pending operation, so
-                # no rank tears its group down (the DDP reducer's, when the train loop is
-                # freed) while a peer's last collective is still in flight; without it the
-                # first rank's ProcessGroupGloo destructor was seen hanging on its threads
-                # after the other rank had exited
+                # leave together, and only once gloo's worker has freed every operation: see
+                # _single_worker_gloo
                 dist.barrier()
+                if not use_cuda:
+                    _drain_gloo_worker()
             finally:
                 dist.destroy_process_group()
 
@@ -330,6 +335,74 @@ def _distributed_on_cpu():
     parlai_distributed._parlai_empathy_patched = True
     _ddp_on_cpu_modules()
     _join_device_on_cpu()
+
+
+@contextlib.contextmanager
+def _single_worker_gloo():
+    """While active, ``init_process_group`` builds gloo groups with one worker thread.
+
+    Why: a rank could hang for ever when leaving a ``multiprocessing_train`` run (one run in
+    20 on a loaded 2-core machine; py-spy on the stuck rank). Its main thread, holding the
+    GIL, was in ``~ProcessGroupGloo`` (the DDP reducer held the last reference to the group
+    and was freed with the train loop), joining gloo's worker threads, while a worker was
+    still freeing the closing barrier. Gloo's barrier keeps a reference to every operation
+    pending when it was issued, here the ``Join`` context's all-reduce of a tensor created in
+    Python; that tensor owned its Python object by then, so freeing it needs the GIL.
+    Deadlock.
+
+    A worker frees each operation before it takes the next. With a single worker, one more
+    collective after the barrier (:func:`_drain_gloo_worker`) completes only once the
+    barrier and everything it held have been freed, and the group is destroyed after that.
+    (One worker and the barrier alone still hung once in 18 loaded runs.) Collectives then
+    run one at a time, which costs nothing measurable on CPU. torch builds its gloo backend
+    as ``ProcessGroupGloo(store, rank, size, timeout=...)`` with two threads per device; for
+    the call the class is swapped for a subclass passing the same options with
+    ``threads = 1`` (devices from ``GLOO_SOCKET_IFNAME``, as torch does).
+    """
+    import torch.distributed.distributed_c10d as c10d
+
+    gloo = c10d.ProcessGroupGloo
+
+    class SingleWorkerGloo(gloo):
+        def __init__(self, store, rank, size, timeout=c10d.default_pg_timeout):
+            options = gloo._Options()
+            options._timeout = timeout
+            interfaces = os.environ.get("GLOO_SOCKET_IFNAME", "")
+            options._devices = [
+                gloo.create_device(interface=name) for name in interfaces.split(",") if name
+            ] or [gloo.create_default_device()]
+            options._threads = 1
+            super().__init__(store, rank, size, options)
+
+    c10d.ProcessGroupGloo = SingleWorkerGloo
+    try:
+        yield
+    finally:
+        c10d.ProcessGroupGloo = gloo
+
+
+def _drain_gloo_worker(timeout: float = 60.0):
+    """Return once the single gloo worker has freed every operation issued so far.
+
+    One more all-reduce, on a tensor this function keeps: the worker frees the barrier (and
+    what it held) before taking this operation, and once it has freed this one too, only our
+    reference to the tensor is left. Waiting sleeps, so the GIL stays free for the worker.
+    """
+    import time
+
+    import torch
+    import torch.distributed as dist
+
+    token = torch.zeros(1)
+    dist.all_reduce(token)
+    deadline = time.monotonic() + timeout
+    while token._use_count() > 1 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    if token._use_count() > 1:  # never seen; freeing it in C++ later must not need the GIL
+        _UNDRAINED.append(token)
+
+
+_UNDRAINED = []
 
 
 def _join_device_on_cpu():

@@ -107,13 +107,45 @@ def _populate(release: ZooRelease, staging: str) -> None:
         raise ValueError(f"{release.archive}: release archive lacks {', '.join(missing)}")
 
 
+def half_precision(weights):
+    """``weights`` with floating-point tensors as float16, each storage converted once.
+
+    A state dict names a shared tensor once per module holding it (MoEL's word embeddings:
+    ``embeddings.``, ``encoder.embeddings.`` and ``decoder.embeddings.table.weight``), all
+    views of one storage, which ``torch.save`` writes once. Converting key by key would make
+    independent copies, stored three times; here the aliases stay views of one float16 storage.
+    """
+    import torch
+
+    halves = {}  # (storage address, dtype) -> the whole storage as a flat float16 tensor
+    converted = {}
+    for key, tensor in weights.items():
+        if not torch.is_tensor(tensor) or not tensor.is_floating_point():
+            converted[key] = tensor
+            continue
+        storage = tensor.untyped_storage()
+        if storage.nbytes() == 0:
+            converted[key] = tensor.half()
+            continue
+        ident = (storage.data_ptr(), tensor.dtype)
+        if ident not in halves:
+            whole = torch.empty(0, dtype=tensor.dtype)
+            whole.set_(storage, 0, (storage.nbytes() // tensor.element_size(),))
+            halves[ident] = whole.half()
+        converted[key] = halves[ident].as_strided(
+            tensor.size(), tensor.stride(), tensor.storage_offset()
+        )
+    return converted
+
+
 def pack(model_file: str, name: str, version: str, out_dir: str, fp16: bool = False) -> str:
     """Write ``<out_dir>/<name>-<version>.tar.gz`` from a trained ParlAI model; return its path.
 
-    Keeps the weights (optionally as fp16) and drops optimizer/scheduler state; the saved opt
-    forgets the training machine's paths. Folders saved beside the model by transformers-based
-    agents (``model.encoder/``: the encoder's config; ``model.dict.tokenizer/``: the
-    tokenizer) travel with it. The archive is byte-reproducible for the same input
+    Keeps the weights (optionally as fp16; a tensor shared by several modules is still
+    stored once) and drops optimizer/scheduler state; the saved opt forgets the training
+    machine's paths. Folders saved beside the model by transformers-based agents
+    (``model.encoder/``: the encoder's config; ``model.dict.tokenizer/``: the tokenizer)
+    travel with it. The archive is byte-reproducible for the same input
     (sorted members, fixed times), so its sha256 identifies the model.
     """
     import torch
@@ -121,7 +153,7 @@ def pack(model_file: str, name: str, version: str, out_dir: str, fp16: bool = Fa
     states = load_checkpoint(model_file)
     weights = states["model"]
     if fp16:
-        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+        weights = half_precision(weights)
     slim = {"model": weights}
     opt = read_opt_file(model_file + ".opt")
     for key in ("model_file", "dict_file", "init_model", "datapath", "download_path",

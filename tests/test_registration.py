@@ -12,9 +12,12 @@ from importlib import metadata
 
 import pytest
 
-from parlai_cli import run_command, run_parlai
+from parlai_cli import PARLAI, run_command, run_parlai
+from process_group import run_group
 
 TINY = "empathy/tiny_generator"
+# a training command's last report, then only saving and leaving: 30 s is ample
+FINAL_REPORT_THEN_EXIT = (r"REPORT\s+\|\s+test:", 30)
 AGENT_CLASS = "parlai.agents.empathy.tiny_generator.TinyGeneratorAgent"
 
 
@@ -146,7 +149,11 @@ def test_compat_is_applied_under_python_dash_m_parlai():
 def test_multiprocessing_train_two_cpu_workers_matches_single_process_format(tmp_path):
     """ParlAI's own multi-process launcher trains our agent on CPU (gloo), spawned workers
     resolving ``empathy/...`` themselves; its final metrics files (``model.valid``,
-    ``model.test`` tables and ``model.trainstats`` JSON) have the single-process format."""
+    ``model.test`` tables and ``model.trainstats`` JSON) have the single-process format.
+
+    Both runs end within seconds of their final test report: a rank that hangs while leaving
+    (see ``parlai_empathy.compat._single_worker_gloo``) fails the test with every process's
+    stacks instead of blocking it for minutes."""
     data = tmp_path / "data"
     common = ["-m", TINY, "-t", "integration_tests", "--datapath", data]
     runs = {}
@@ -156,10 +163,11 @@ def test_multiprocessing_train_two_cpu_workers_matches_single_process_format(tmp
     ):
         model_file = tmp_path / name / "model"
         run_parlai(["build_dict", *common, "-df", f"{model_file}.dict"])
-        out = run_parlai(
-            [command, *common, "-mf", model_file, "-df", f"{model_file}.dict",
-             "--max-train-steps", 40, "-vstep", 20, *extra]
-        ).stdout
+        _, out = run_group(
+            [PARLAI, command, *common, "-mf", model_file, "-df", f"{model_file}.dict",
+             "--max-train-steps", 40, "-vstep", 20, *extra],
+            timeout=600, exit_after=FINAL_REPORT_THEN_EXIT,
+        )
         runs[name] = {
             "log": out,
             "valid": open(f"{model_file}.valid").read(),
@@ -176,6 +184,25 @@ def test_multiprocessing_train_two_cpu_workers_matches_single_process_format(tmp
     assert set(multi["trainstats"]["train_reports"][-1]) == set(
         single["trainstats"]["train_reports"][-1]
     )
+
+
+def test_cpu_distributed_group_has_a_single_gloo_worker():
+    """The property that lets every rank leave a CPU run: with one gloo worker thread, the
+    closing barrier runs after every earlier collective has been freed, so destroying the
+    group never waits for a thread that needs the GIL (compat._single_worker_gloo). With
+    torch's default two workers, about one run in 20 hung on a loaded machine."""
+    out = python(
+        "import os, torch, torch.distributed as dist\n"
+        "import parlai.utils.distributed as d\n"
+        "from parlai.utils.distributed import find_free_port\n"
+        "opt = {'distributed_world_size': 1}\n"
+        "with d.distributed_context(0, opt, init_method=f'tcp://127.0.0.1:{find_free_port()}'):\n"
+        "    gloo = dist.group.WORLD._get_backend(torch.device('cpu'))\n"
+        "    print(dist.get_backend(), type(gloo).__name__, gloo.options._threads)\n"
+        "import torch.distributed.distributed_c10d as c10d\n"
+        "print(c10d.ProcessGroupGloo.__name__, dist.is_initialized())\n"
+    )
+    assert out.strip().splitlines()[-2:] == ["gloo ProcessGroupGloo 1", "ProcessGroupGloo False"]
 
 
 def _table_columns(table):
