@@ -29,10 +29,7 @@
   encoder's configuration and ``<dict_file>.tokenizer/`` the tokenizer, so a trained model
   loads without the encoder folder it started from.
 """
-import json
 import os
-import shutil
-import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -47,6 +44,7 @@ from parlai.utils import logging
 from parlai.utils.torch import padded_tensor
 
 from parlai_empathy import emotions
+from parlai_empathy.atomic import atomic_write_dir
 from parlai_empathy.hf_dictionary import HuggingFaceTokenizerDictionary, resolve_encoder_path
 from parlai_empathy.modules.encoder_classifier import (
     POOLINGS,
@@ -197,17 +195,7 @@ class EmotionClassifierAgent(TorchClassifierAgent):
         if not path or not hasattr(self, "model"):
             return
         model = self.model.module if hasattr(self.model, "module") else self.model
-        folder = os.path.dirname(os.path.abspath(path))
-        staging = tempfile.mkdtemp(dir=folder, prefix=".encoder-")
-        try:
-            model.encoder.config.save_pretrained(staging)
-            target = path + ENCODER_SUFFIX
-            if os.path.isdir(target):
-                shutil.rmtree(target)
-            os.replace(staging, target)
-        finally:
-            if os.path.isdir(staging):
-                shutil.rmtree(staging)
+        atomic_write_dir(path + ENCODER_SUFFIX, model.encoder.config.save_pretrained)
 
     # --- inputs ---------------------------------------------------------------------------
 

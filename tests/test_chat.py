@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from parlai_cli import PARLAI, run_parlai, spawn
+from parlai_cli import PARLAI, read_until, run_parlai, spawn
 
 TINY_ZOO = "zoo:empathy/tiny_generator_ed/model"
 MOEL_ZOO = "zoo:empathy/moel_ed/model"
@@ -73,17 +73,6 @@ def test_stock_agents_keep_parlai_interactive_as_it_was(datapath):
     assert "[RepeatQueryAgent]: hello there" in out
 
 
-def _read_until(stream, seen: bytearray, done, deadline: float):
-    """Read ``stream`` into ``seen`` until ``done(seen)``."""
-    while not done(seen):
-        if time.time() > deadline:
-            raise AssertionError(f"timed out:\n{seen.decode(errors='replace')}")
-        chunk = os.read(stream.fileno(), 4096)
-        if not chunk:
-            raise AssertionError(f"output ended:\n{seen.decode(errors='replace')}")
-        seen += chunk
-
-
 def _prompt_after_reply(seen: bytearray) -> bool:
     reply = seen.find(b"[TinyGenerator]: ")
     return reply >= 0 and PROMPT in seen[reply:]
@@ -101,7 +90,7 @@ def test_ctrl_c_ends_the_chat_like_exit(datapath, tmp_path):
         chat.stdin.write(b"I lost my dog today.\n")
         chat.stdin.flush()
         # the reply, then the next prompt: the chat waits in input()
-        _read_until(chat.stdout, seen, _prompt_after_reply, deadline)
+        read_until(chat.stdout, seen, _prompt_after_reply, deadline)
         os.killpg(chat.pid, signal.SIGINT)  # what the terminal sends on Ctrl-C
         rest, _ = chat.communicate(timeout=120)
         out = (bytes(seen) + rest).decode(errors="replace")

@@ -21,6 +21,7 @@ from parlai.core.message import Message
 from parlai.core.params import ParlaiParser
 from parlai.utils.misc import msg_to_str, str_to_msg
 
+from generator_helpers import make_agent, one_thread, random_batch  # noqa: F401
 from parlai_cli import run_parlai
 from parlai_empathy import emotions
 from parlai_empathy.modules.mime import MimeConfig, MimeModel, gaussian_kl
@@ -42,31 +43,9 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 MIXED_EMOTIONS = torch.tensor([16, 9, 11, 5])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_model(seed=0, **overrides):
     torch.manual_seed(seed)
     return MimeModel(MimeConfig(**{**TINY, **overrides})).eval()
-
-
-def random_batch(seed=0, batch=4, src=9, tgt=6, vocab=40):
-    generator = torch.Generator().manual_seed(seed)
-    text = torch.randint(4, vocab, (batch, src), generator=generator)
-    for row in range(1, batch):  # ragged contexts
-        text[row, src - row:] = 0
-    states = torch.where(text != 0, torch.randint(1, 3, text.shape, generator=generator), 0)
-    labels = torch.randint(4, vocab, (batch, tgt), generator=generator)
-    return text, states, labels
-
-
-def make_agent(*args):
-    return create_agent(ParlaiParser(True, True).parse_args([str(a) for a in args]))
 
 
 # --- polarity groups ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from parlai_cli import PARLAI, run_parlai, spawn
+from parlai_cli import PARLAI, read_until, run_parlai, spawn
 from parlai_empathy import training
 
 
@@ -19,16 +19,6 @@ def _train_args(model_file, datapath):
             "--log-every-n-steps", 2, "-vme", 8, "--short-final-eval", "true"]
 
 
-def _read_until(stream, seen: bytearray, done, deadline: float):
-    while not done(seen):
-        if time.time() > deadline:
-            raise AssertionError(f"timed out:\n{seen.decode(errors='replace')}")
-        chunk = os.read(stream.fileno(), 4096)
-        if not chunk:
-            raise AssertionError(f"output ended:\n{seen.decode(errors='replace')}")
-        seen += chunk
-
-
 @pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, datapath):
     model = str(tmp_path / "run" / "model")
@@ -36,7 +26,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, datapath):
     with spawn([PARLAI, *args, "--max-train-steps", 100000]) as run:
         seen = bytearray()
         # two progress reports (every 2 updates): it is training
-        _read_until(run.stdout, seen, lambda s: s.count(b"total_train_updates") >= 2,
+        read_until(run.stdout, seen, lambda s: s.count(b"total_train_updates") >= 2,
                     time.time() + 300)
         os.killpg(run.pid, signal.SIGINT)  # what the terminal sends on Ctrl-C
         rest, _ = run.communicate(timeout=300)

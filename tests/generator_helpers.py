@@ -1,0 +1,30 @@
+"""Helpers shared by the emotion generators' tests (MoEL, MIME)."""
+import pytest
+import torch
+from parlai.core.agents import create_agent
+from parlai.core.params import ParlaiParser
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Each test module on one CPU thread (the machine is shared; two threads contend)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def random_batch(seed=0, batch=4, src=9, tgt=6, vocab=40):
+    """Ragged contexts (right-padded with 0), their dialogue states, and labels."""
+    generator = torch.Generator().manual_seed(seed)
+    text = torch.randint(4, vocab, (batch, src), generator=generator)
+    for row in range(1, batch):  # ragged contexts
+        text[row, src - row:] = 0
+    states = torch.where(text != 0, torch.randint(1, 3, text.shape, generator=generator), 0)
+    labels = torch.randint(4, vocab, (batch, tgt), generator=generator)
+    return text, states, labels
+
+
+def make_agent(*args):
+    """An agent from command-line arguments, as ``parlai`` would build it."""
+    return create_agent(ParlaiParser(True, True).parse_args([str(a) for a in args]))
