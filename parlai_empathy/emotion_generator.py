@@ -153,9 +153,11 @@ class EmotionGeneratorAgent(
                            help="With --learningrate -1: lr = this * hidden^-0.5 * "
                            "warmup^-0.5, the peak of the Noam schedule.")
         group.add_argument("--embedding-file", type=str, default=PACKAGED_GLOVE,
-                           help=f"Word vectors: '{PACKAGED_GLOVE}' (packaged 50-d GloVe), a "
-                           f"GloVe text file of any dimension, or '{NO_VECTORS}' (random). A "
-                           "dimension other than --embedding-size gets a learned projection.")
+                           help=f"Word vectors: '{PACKAGED_GLOVE}' (packaged 50-d GloVe), "
+                           "'word2vec-bolukbasi-300' (300-d word2vec, fetched by "
+                           "scripts/setup_env.sh), a GloVe text or word2vec binary file of any "
+                           f"dimension, or '{NO_VECTORS}' (random). A dimension other than "
+                           "--embedding-size gets a learned projection.")
         group.add_argument("--word-vector-size", type=int, default=None, hidden=True,
                            help="Size of the embedding table; set from --embedding-file.")
         group.add_argument("--input-dropout", type=float, default=0.0,
