@@ -81,8 +81,6 @@ from parlai_empathy.embeddings import (
     load_word_vectors,
 )
 from parlai_empathy.metrics import GenerationMetricsMixin
-from parlai_empathy.teacher_metrics import set_default_metrics
-from parlai_empathy.training import InterruptCheckpointMixin
 from parlai_empathy.modules.emotion_base import (
     POOLINGS,
     STATE_CLS,
@@ -90,6 +88,8 @@ from parlai_empathy.modules.emotion_base import (
     STATE_USER,
     EmotionGeneratorModel,
 )
+from parlai_empathy.teacher_metrics import set_default_metrics
+from parlai_empathy.training import InterruptCheckpointMixin
 
 
 class EmotionGeneratorAgent(
