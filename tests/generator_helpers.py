@@ -3,6 +3,7 @@ import pytest
 import torch
 from parlai.core.agents import create_agent
 from parlai.core.params import ParlaiParser
+from parlai.utils.misc import msg_to_str
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -28,3 +29,24 @@ def random_batch(seed=0, batch=4, src=9, tgt=6, vocab=40):
 def make_agent(*args):
     """An agent from command-line arguments, as ``parlai`` would build it."""
     return create_agent(ParlaiParser(True, True).parse_args([str(a) for a in args]))
+
+
+@pytest.fixture(scope="module")
+def ed_handful(ed_datapath, tmp_path_factory):
+    """The first 8 experiencer-side ED training examples, in ParlAI's text format."""
+    from parlai.tasks.empathetic_dialogues.agents import EmpatheticDialoguesTeacher
+
+    opt = ParlaiParser(True, False).parse_args(
+        ["-t", "empathetic_dialogues", "--datapath", ed_datapath, "-dt", "train:ordered",
+         "--train-experiencer-only", "true"]
+    )
+    teacher = EmpatheticDialoguesTeacher(opt)
+    lines = []
+    for i in range(8):
+        msg = teacher.act()
+        fields = {k: msg[k] for k in ("text", "labels", "emotion")}
+        fields["episode_done"] = msg["episode_done"] or i == 7
+        lines.append(msg_to_str(fields))
+    path = tmp_path_factory.mktemp("ed_handful") / "ed8.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)

@@ -17,10 +17,13 @@ import re
 import pytest
 import torch
 from parlai.core.message import Message
-from parlai.core.params import ParlaiParser
-from parlai.utils.misc import msg_to_str
 
-from generator_helpers import make_agent, one_thread, random_batch  # noqa: F401
+from generator_helpers import (  # noqa: F401 (fixtures)
+    ed_handful,
+    make_agent,
+    one_thread,
+    random_batch,
+)
 from parlai_cli import run_parlai
 from parlai_empathy.modules.emotion_base import STATE_SELF, STATE_USER
 from parlai_empathy.modules.moel import MoelConfig, MoelModel, gate_listeners
@@ -342,27 +345,6 @@ def test_model_file_of_another_agent_is_refused(tmp_path):
 
 
 # --- a trained tiny model ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def ed_handful(ed_datapath, tmp_path_factory):
-    """The first 8 experiencer-side ED training examples, in ParlAI's text format."""
-    from parlai.tasks.empathetic_dialogues.agents import EmpatheticDialoguesTeacher
-
-    opt = ParlaiParser(True, False).parse_args(
-        ["-t", "empathetic_dialogues", "--datapath", ed_datapath, "-dt", "train:ordered",
-         "--train-experiencer-only", "true"]
-    )
-    teacher = EmpatheticDialoguesTeacher(opt)
-    lines = []
-    for i in range(8):
-        msg = teacher.act()
-        fields = {k: msg[k] for k in ("text", "labels", "emotion")}
-        fields["episode_done"] = msg["episode_done"] or i == 7
-        lines.append(msg_to_str(fields))
-    path = tmp_path_factory.mktemp("ed_handful") / "ed8.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
 
 
 @pytest.fixture(scope="module")
