@@ -15,7 +15,9 @@
 * Classes: ``--classes`` as in ParlAI, or from ``--label-set`` (``ed32``, ``ed16``,
   ``esconv``; ``auto`` picks ``esconv`` for ``-t esconv_emotion``, ``ed16`` for
   ``--emotion-groups 16`` and ``ed32`` otherwise). A label outside the classes is an error
-  naming it and the classes.
+  naming it and the classes. A model trained on the 32 emotions and loaded with
+  ``--emotion-groups 16`` answers in the 16 groups: a group's probability is the sum of its
+  emotions' probabilities (``-t ed_emotion --emotion-groups 16`` gives the group labels).
 * Metrics: ParlAI's classifier metrics (``accuracy``, ``weighted_f1``, per class
   ``class_<c>_prec/recall/f1``) and, with ``--confusion-matrix true``, one count per cell
   ``confusion:<gold>:<predicted>`` (:func:`confusion_matrix` turns a report back into a
@@ -139,6 +141,16 @@ class EmotionClassifierAgent(TorchClassifierAgent):
             help="Classes (with probabilities) shown in replies without gold labels.",
         )
         group.add_argument(
+            "--emotion-groups",
+            type=int,
+            choices=[32, 16],
+            default=32,
+            help="16: a classifier over the 32 ED emotions reports the seed paper's 16 "
+            "emotion groups instead, a group's probability being the sum of its emotions' "
+            "(predictions, metrics, replies and labelling); the ed_emotion teacher's option "
+            "of the same name gives group labels to score them against.",
+        )
+        group.add_argument(
             "--confusion-matrix",
             type="bool",
             default=False,
@@ -166,6 +178,53 @@ class EmotionClassifierAgent(TorchClassifierAgent):
             raise ValueError(f"--text-truncate must be at least 3, got {opt['text_truncate']}")
         super().__init__(opt, shared)
         self._empty_input = False
+        self._setup_emotion_groups(shared)
+
+    def _setup_emotion_groups(self, shared) -> None:
+        """With ``--emotion-groups 16`` on a 32-emotion classifier, the agent's classes become
+        the 16 groups (``self.class_list``) while the model keeps its 32 outputs
+        (``self.model_class_list``); :meth:`score` turns them into group log-probabilities."""
+        if shared is not None:
+            self.model_class_list = shared["model_class_list"]
+            self.group_log_mask = shared["group_log_mask"]
+            return
+        self.model_class_list = list(self.class_list)
+        self.group_log_mask = None
+        if self.opt.get("emotion_groups", 32) != 16 or set(self.class_list) == set(
+            emotions.GROUP_NAMES
+        ):
+            return
+        if sorted(self.class_list) != sorted(emotions.ED_EMOTIONS):
+            raise ValueError(
+                "--emotion-groups 16 groups the 32 ED emotions, but this classifier's classes "
+                f"are {', '.join(self.class_list)}"
+            )
+        # log of a 0/1 membership matrix (model class, group): 0 for members, -inf otherwise
+        mask = torch.full((len(self.class_list), emotions.NUM_GROUPS), float("-inf"))
+        for index, name in enumerate(self.class_list):
+            mask[index, emotions.group_id_of(name)] = 0.0
+        if self.opt.get("class_weights") is not None:
+            raise ValueError(
+                "--class-weights weighs the model's 32 emotions; with --emotion-groups 16 the "
+                "loss is over the groups: leave --class-weights out"
+            )
+        self.group_log_mask = mask
+        self.class_list = list(emotions.GROUP_NAMES)
+        self.class_dict = {name: i for i, name in enumerate(self.class_list)}
+        self.class_weights = [1.0] * len(self.class_list)
+        self.criterion = self.build_criterion()
+        if self.use_cuda:
+            self.criterion.cuda()
+        logging.info(
+            "emotion classifier: 32 emotions scored as the 16 groups (a group's probability "
+            "is the sum of its emotions')"
+        )
+
+    def share(self):
+        shared = super().share()
+        shared["model_class_list"] = self.model_class_list
+        shared["group_log_mask"] = self.group_log_mask
+        return shared
 
     # --- model ----------------------------------------------------------------------------
 
@@ -255,8 +314,18 @@ class EmotionClassifierAgent(TorchClassifierAgent):
 
     # --- scoring ---------------------------------------------------------------------------
 
+    def _class_scores(self, text_vec: torch.Tensor) -> torch.Tensor:
+        """Logits over ``self.class_list``; with grouping, the groups' log-probabilities
+        (softmax of them gives the groups' probabilities, cross-entropy -log p(group))."""
+        logits = self.model(text_vec, text_vec != self.NULL_IDX)
+        if self.group_log_mask is None:
+            return logits
+        log_probs = F.log_softmax(logits.float(), dim=1)  # (B, 32)
+        mask = self.group_log_mask.to(log_probs.device)  # (32, 16)
+        return torch.logsumexp(log_probs.unsqueeze(2) + mask.unsqueeze(0), dim=1)  # (B, 16)
+
     def score(self, batch) -> torch.Tensor:
-        return self.model(batch.text_vec, batch.text_vec != self.NULL_IDX)
+        return self._class_scores(batch.text_vec)
 
     def _top(self, probs: torch.Tensor) -> List[List[List]]:
         k = max(1, min(self.opt.get("top_k", 5), probs.size(1)))
@@ -310,5 +379,5 @@ class EmotionClassifierAgent(TorchClassifierAgent):
         vecs = [self._wrap(self.dict.txt2vec(text)) for text in texts]
         text_vec, _ = padded_tensor(vecs, self.NULL_IDX, self.use_cuda)
         self.model.eval()
-        probs = F.softmax(self.model(text_vec, text_vec != self.NULL_IDX).float(), dim=1)
+        probs = F.softmax(self._class_scores(text_vec).float(), dim=1)
         return self._top(probs.cpu())

@@ -180,3 +180,47 @@ def test_interactive_shows_top5_with_probabilities(encoder, handful, tmp_path):
     probabilities = [float(p) for _, p in top]
     assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1.001
     assert replies[1] == "(empty input: type a text to classify)"
+
+
+def test_32_emotion_model_reports_16_groups_as_summed_probabilities(encoder, handful, tmp_path):
+    from parlai.scripts.eval_model import EvalModel
+
+    data = write_parlai_format(tmp_path / "handful.txt", handful)
+    train_model(tiny_opt(encoder, data, tmp_path / "model", num_epochs=3))
+
+    def load(*args):
+        parser = ParlaiParser(True, True)
+        return create_agent(
+            parser.parse_args(["-mf", str(tmp_path / "model"), *args]), requireModelExists=True
+        )
+
+    texts = [text for _, text in handful]
+    emotions32 = load("--top-k", "32").classify(texts)
+    grouped_agent = load("--emotion-groups", "16", "--top-k", "16")
+    assert grouped_agent.class_list == list(emotions.GROUP_NAMES)
+    grouped = grouped_agent.classify(texts)
+    for per_emotion, per_group in zip(emotions32, grouped):
+        assert len(per_emotion) == 32 and len(per_group) == 16
+        by_hand = {}
+        for name, probability in per_emotion:
+            group = emotions.group_of(name)
+            by_hand[group] = by_hand.get(group, 0.0) + probability
+        assert dict(per_group) == pytest.approx(by_hand, abs=1e-5)
+
+    # scored against group labels through ParlAI's eval: ParlAI's accuracy is the hand count
+    group_labels = [(emotions.group_of(label), text) for label, text in handful]
+    group_data = write_parlai_format(tmp_path / "groups.txt", group_labels)
+    report = EvalModel.main(
+        model_file=str(tmp_path / "model"), task="fromfile:parlaiformat",
+        fromfile_datapath=group_data, emotion_groups=16, datatype="valid", batchsize=3,
+    )
+    correct = sum(top[0][0] == gold for top, (gold, _) in zip(grouped, group_labels))
+    assert report["exs"].value() == 6
+    assert report["accuracy"].value() == pytest.approx(correct / 6)
+    # a label that is an emotion, not a group, is refused with the classes named
+    with pytest.raises(ValueError, match=r"label 'joyful' is not one of the classifier's 16"):
+        EvalModel.main(
+            model_file=str(tmp_path / "model"), task="fromfile:parlaiformat",
+            fromfile_datapath=write_parlai_format(tmp_path / "e.txt", [("joyful", texts[0])]),
+            emotion_groups=16, datatype="valid", batchsize=1,
+        )
