@@ -250,7 +250,7 @@ def overfit_model(setting):
         validation_every_n_steps=1000, validation_max_exs=5, skip_generation=True,
         short_final_eval=True, inference="greedy", beam_size=1,
     ))
-    train, _ = EvalModel.main(**common, model_file=model_file, datatype="train:evalmode",
+    train = EvalModel.main(**common, model_file=model_file, datatype="train:evalmode",
                               skip_generation=True, batchsize=5)
     return {"model_file": model_file, "train": train}
 
@@ -328,12 +328,13 @@ def test_persona_none_is_moel_bit_for_bit(overfit_model, setting, tmp_path):
     none = make_agent("-m", "empathy/persona_moel", "--persona", "none", "-mf", moel_file,
                       "-dt", "valid", "--skip-generation", "false", *pec_args(setting), *search)
     assert type(none.model) is type(moel.model) and none.sentence_vectors is None
-    batch = moel.batchify(pec_observations(moel, setting))
+    observations = pec_observations(moel, setting)
+    batch = moel.batchify(observations)
     for agent in (moel, none):
         agent.model.eval()
     with torch.no_grad():
         expected = moel.model(*moel._model_input(batch), ys=batch.label_vec)[0]
-        got = none.model(*none._model_input(none.batchify(batch.observations)),
+        got = none.model(*none._model_input(none.batchify(observations)),
                          ys=batch.label_vec)[0]
     assert torch.equal(expected, got)
     replies, none_replies = moel.batch_act(batch), none.batch_act(batch)
