@@ -16,7 +16,8 @@ the sha256 of its sentence, so another encoder never reads these vectors. It is 
 ``numpy.load(allow_pickle=False)`` (arrays only, never code); a file that does not read as
 such is an error naming it.
 
-    python -c "from parlai_empathy.persona_vectors import SentenceVectors as S; print(S().encode(['i love dogs']).shape)"
+    python -c "from parlai_empathy.persona_vectors import SentenceVectors as S; \
+        print(S().encode(['i love dogs']).shape)"
 """
 import hashlib
 import io

@@ -35,7 +35,8 @@ fi
   --train-experiencer-only true -mf "$RUN_DIR/model" -df "$RUN_DIR/model.dict" \
   --seed 1234 --batchsize 16 "${EMBEDDING_ARGS[@]}" "${MODEL_EXTRA[@]}" \
   -vstep "${VSTEP:-2000}" -vp 3 -vmt ppl -vmm min --skip-generation true \
-  --save-every-n-secs 600 --log-every-n-secs 60 ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"}
+  --save-every-n-secs 600 --log-every-n-secs 60 \
+  ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"}
 
 # The release (fp16 weights, no optimizer state) and its numbers on the test split, beam 5 and
 # greedy, measured on the released weights; the 32-emotion MoEL in the same report if given.
