@@ -13,7 +13,8 @@
 # release is moel16_ed-$RELEASE_VERSION (zoo:empathy/moel16_ed/model once published).
 # MAX_TRAIN_STEPS=N stops after N updates (the 32-emotion run must use the same N);
 # EMBEDDING_FILE as in moel_ed.sh; EVAL_ARGS adds options to the test evaluations
-# (--num-examples N for a smoke run). With MOEL32_DIR (a finished recipes/moel_ed.sh run) the
+# (--num-examples N for a smoke run); MODEL_ARGS adds options to the training; DATAPATH is
+# ParlAI's --datapath of every command. With MOEL32_DIR (a finished recipes/moel_ed.sh run) the
 # report also evaluates that model, so the two rows share one table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,16 +25,18 @@ PARLAI="${PARLAI:-.venv/bin/parlai}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 read -r -a EVAL_EXTRA <<< "${EVAL_ARGS:-}"
 read -r -a MODEL_EXTRA <<< "${MODEL_ARGS:-}"
+DATA=()
+if [ -n "${DATAPATH:-}" ]; then DATA=(--datapath "$DATAPATH"); fi
 EMBEDDING_ARGS=()
 if [ -n "${EMBEDDING_FILE:-}" ]; then EMBEDDING_ARGS=(--embedding-file "$EMBEDDING_FILE"); fi
 mkdir -p "$RUN_DIR"
 if [ ! -f "$RUN_DIR/model.dict" ]; then
   "$PARLAI" build_dict -m empathy/moel -t empathetic_dialogues \
-    --train-experiencer-only true -df "$RUN_DIR/model.dict"
+    --train-experiencer-only true -df "$RUN_DIR/model.dict" "${DATA[@]}"
 fi
 "$PARLAI" train_model -m empathy/moel --emotion-groups 16 -t empathetic_dialogues \
   --train-experiencer-only true -mf "$RUN_DIR/model" -df "$RUN_DIR/model.dict" \
-  --seed 1234 --batchsize 16 "${EMBEDDING_ARGS[@]}" "${MODEL_EXTRA[@]}" \
+  --seed 1234 --batchsize 16 "${EMBEDDING_ARGS[@]}" "${MODEL_EXTRA[@]}" "${DATA[@]}" \
   -vstep "${VSTEP:-2000}" -vp 3 -vmt ppl -vmm min --skip-generation true \
   --save-every-n-secs 600 --log-every-n-secs 60 \
   ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"}
@@ -49,6 +52,6 @@ if [ -n "$MOEL32_DIR" ]; then MODELS="$MOEL32_DIR/release/unpacked/model,$MODELS
 for INFERENCE in beam greedy; do
   "$PARLAI" empathy_report -mfs "$MODELS" \
     -t empathetic_dialogues --train-experiencer-only true -dt test \
-    --inference "$INFERENCE" --beam-size 5 -bs 64 "${EVAL_EXTRA[@]}" \
+    --inference "$INFERENCE" --beam-size 5 -bs 64 "${EVAL_EXTRA[@]}" "${DATA[@]}" \
     --out "$RUN_DIR/results_ed_test_$INFERENCE"
 done
