@@ -54,10 +54,9 @@ from parlai_empathy.modules.encoder_classifier import (
     EncoderClassifierConfig,
 )
 
+# the project's label sets (one definition: parlai_empathy.emotions.LABEL_SETS)
 CLASS_LISTS: Dict[str, Tuple[str, ...]] = {
-    "ed32": emotions.ED_EMOTIONS,
-    "ed16": emotions.GROUP_NAMES,
-    "esconv": emotions.ESCONV_EMOTION_TYPES,
+    name: label_set.labels for name, label_set in emotions.LABEL_SETS.items()
 }
 ENCODER_SUFFIX = ".encoder"
 CONFUSION_PREFIX = "confusion:"  # not "/": ParlAI reads that as a task prefix

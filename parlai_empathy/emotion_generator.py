@@ -17,8 +17,10 @@ where it has them, extra model inputs or losses. Everything below is shared:
   responder side). ``--delimiter ' '`` reproduces the originals' input exactly.
 * **Label sets** (:data:`parlai_empathy.emotions.LABEL_SETS`). ``--emotion-labels ed32``: the
   32 ED emotions in MoEL's id order, read from the ``emotion`` field; ``esconv``: ESConv's 11
-  ``emotion_type`` values. ``auto`` (default) picks ``esconv`` when every task is ``esconv`` and
-  ``ed32`` otherwise; the resolved set is saved with the model.
+  ``emotion_type`` values; ``ed16``: the seed paper's 16 groups of the ED emotions, read from
+  the same ``emotion`` field (``--emotion-groups 16`` turns ``ed32`` into it; MoEL then has 16
+  listeners and the shared one). ``auto`` (default) picks ``esconv`` when every task is
+  ``esconv`` and ``ed32`` otherwise; the resolved set is saved with the model.
 * **Noam schedule.** The originals' ``NoamOpt(d, factor=1, warmup=8000)`` sets
   ``lr(step) = factor * d^-0.5 * min(step^-0.5, step * warmup^-1.5)`` with Adam(0.9, 0.98,
   eps 1e-9). ParlAI's ``invsqrt`` scheduler gives the same curve when ``--learningrate`` is
@@ -137,6 +139,12 @@ class EmotionGeneratorAgent(
                            default="auto",
                            help="Emotion label set: ed32 reads the 'emotion' field, esconv the "
                            "'emotion_type' field; auto: esconv for -t esconv, else ed32.")
+        group.add_argument("--emotion-groups", type=int, choices=emotions.EMOTION_GROUP_CHOICES,
+                           default=32,
+                           help="32: the ED emotions (one listener each in MoEL); 16: the seed "
+                           "paper's emotion groups (label set ed16: the same 'emotion' field, "
+                           "each emotion mapped to its group; on PEC the field comes from "
+                           "--pec-emotion-file).")
         group.add_argument("--emotion-loss-weight", type=float, default=1.0,
                            help="Weight of the emotion classification loss.")
         group.add_argument("--beam-selection", choices=BEAM_SELECTIONS, default="first_top",
@@ -197,7 +205,7 @@ class EmotionGeneratorAgent(
         if not shared:
             self._check_model_files(opt)
             opt["emotion_labels"] = emotions.resolve_label_set(
-                opt.get("emotion_labels"), opt.get("task")
+                opt.get("emotion_labels"), opt.get("task"), opt.get("emotion_groups") or 32
             )
             self._resolve_schedule(opt)
             if opt.get("embedding_type", "random") != "random":
@@ -411,7 +419,8 @@ class EmotionGeneratorAgent(
                 f"the teacher's messages (--emotion-labels {self.label_set.name}), but an "
                 f"example from '{example.get('id', 'the task')}' has none (its fields: "
                 f"{', '.join(fields)}). -t empathetic_dialogues provides "
-                "'emotion', -t esconv 'emotion_type'."
+                "'emotion', -t esconv 'emotion_type', -t pec 'emotion' from "
+                "--pec-emotion-file."
             )
             if is_training:
                 raise ValueError(message)

@@ -23,7 +23,13 @@ means the same label.
 * :func:`polarity_groups` / :func:`label_polarity`: the polarity groups of a label set (ids),
   and the polarity of one of its labels.
 * :data:`LABEL_SETS`: the label sets a model can classify (``--emotion-labels``), each with
-  the message field that holds the gold label; :func:`resolve_label_set` picks one for a task.
+  the message field that holds the gold label; :func:`resolve_label_set` picks one for a task
+  (and ``--emotion-groups 16`` turns ``ed32`` into ``ed16``). ``ed16`` reads the same
+  ``emotion`` field as ``ed32`` (ED's teacher, and PEC's from ``--pec-emotion-file``) and maps
+  each of the 32 emotions to its group (:func:`group_id_of`).
+* Polarity of a group (``ed16``, for MIME): the polarity of most of its members; every group
+  is single-polarity except ``anticipation`` (MIME counts ``prepared`` as positive,
+  ``anticipating`` and ``apprehensive`` as negative), which is negative.
 
 Example::
 
@@ -215,20 +221,49 @@ class EmotionLabelSet:
     to_id: Callable[[str], int]
 
 
+def _group_label_id(name: str) -> int:
+    """Id of a gold label in ``ed16``: an ED emotion (mapped to its group) or a group name."""
+    key = name.strip().lower() if isinstance(name, str) else name
+    if key in _GROUP_IDS:
+        return _GROUP_IDS[key]
+    return group_id_of(name)
+
+
 LABEL_SETS: Dict[str, EmotionLabelSet] = {
     "ed32": EmotionLabelSet("ed32", ED_EMOTIONS, "emotion", emotion_id),
+    "ed16": EmotionLabelSet("ed16", GROUP_NAMES, "emotion", _group_label_id),
     "esconv": EmotionLabelSet("esconv", ESCONV_EMOTION_TYPES, "emotion_type", _esconv_type_id),
 }
 
 _ESCONV_TASKS = ("esconv", "parlai.tasks.esconv.agents")
 
 
-def resolve_label_set(choice: Optional[str], task: Optional[str]) -> str:
+EMOTION_GROUP_CHOICES = (32, 16)
+
+
+def resolve_label_set(choice: Optional[str], task: Optional[str], groups: int = 32) -> str:
     """The label set for ``--emotion-labels choice`` on ``--task task``.
 
     ``auto`` (or None) gives ``esconv`` when every task is ESConv and ``ed32`` otherwise; a
-    mix of ESConv and other tasks must choose explicitly.
+    mix of ESConv and other tasks must choose explicitly. ``groups=16``
+    (``--emotion-groups 16``) gives ``ed16`` instead of ``ed32``; it has no meaning for
+    ESConv's labels (an error).
     """
+    if groups not in EMOTION_GROUP_CHOICES:
+        raise ValueError(f"--emotion-groups must be 32 or 16, got {groups!r}")
+    resolved = _resolve_label_set(choice, task)
+    if groups == 16:
+        if resolved == "esconv":
+            raise ValueError(
+                f"--emotion-groups 16 groups the 32 EmpatheticDialogues emotions; --task "
+                f"{task} uses ESConv's emotion_type labels (--emotion-labels esconv), which "
+                "have no groups: drop --emotion-groups 16 or use an ED-labelled task"
+            )
+        return "ed16"
+    return resolved
+
+
+def _resolve_label_set(choice: Optional[str], task: Optional[str]) -> str:
     choice = choice or "auto"
     if choice != "auto":
         if choice not in LABEL_SETS:
@@ -248,16 +283,27 @@ def resolve_label_set(choice: Optional[str], task: Optional[str]) -> str:
     return "ed32"
 
 
+def _group_polarity(group: str) -> str:
+    """The polarity of most members of a group (see the module docstring)."""
+    members = group_members(group)
+    positives = sum(is_positive(member) for member in members)
+    return POSITIVE if 2 * positives > len(members) else NEGATIVE
+
+
 _POLARITY_SPLITS: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...]]] = {
     "ed32": (POSITIVE_EMOTIONS, NEGATIVE_EMOTIONS),
+    "ed16": (
+        tuple(g for g in GROUP_NAMES if _group_polarity(g) == POSITIVE),
+        tuple(g for g in GROUP_NAMES if _group_polarity(g) == NEGATIVE),
+    ),
     "esconv": (ESCONV_POSITIVE_TYPES, ESCONV_NEGATIVE_TYPES),
 }
 
 
 def polarity_groups(label_set: str) -> Tuple[Tuple[str, Tuple[int, ...]], ...]:
-    """``((polarity, label ids), ...)`` of a label set (``ed32``, ``esconv``), positive first,
-    leaving out an empty side: ED gives MIME's two groups (13 / 19 ids), ESConv one group
-    (``'negative'``, all 11 ids)."""
+    """``((polarity, label ids), ...)`` of a label set (``ed32``, ``ed16``, ``esconv``),
+    positive first, leaving out an empty side: ED gives MIME's two groups (13 / 19 ids), its
+    16 groups 7 / 9, ESConv one group (``'negative'``, all 11 ids)."""
     if label_set not in LABEL_SETS:
         raise ValueError(f"unknown label set {label_set!r}; valid: {', '.join(LABEL_SETS)}")
     labels = LABEL_SETS[label_set]

@@ -197,9 +197,11 @@ CORPUS_REFS = [
 
 
 def test_suite_has_every_metric_and_no_name_clashes_with_parlai():
+    from parlai_empathy.metrics.meteor import wordnet_available
+
     metrics = generation_metrics(CORPUS_HYPS, CORPUS_REFS)
-    assert list(metrics) == SUITE
-    assert set(SUITE) | {"emotion_acc"} == set(METRIC_DESCRIPTIONS)
+    assert list(metrics) == SUITE + (["meteor"] if wordnet_available() else [])
+    assert set(SUITE) | {"emotion_acc", "meteor"} == set(METRIC_DESCRIPTIONS)
     from parlai.core.metrics import ALL_METRICS, METRICS_DISPLAY_DATA
 
     assert not set(SUITE) & (ALL_METRICS | set(METRICS_DISPLAY_DATA) | {"ppl", "gen_n_toks"})
@@ -306,3 +308,40 @@ def test_eval_model_reports_and_saves_the_suite(tmp_path):
     for name in SUITE:
         assert report[name] == pytest.approx(whole[name].value(), abs=1e-9), name
     assert report["resp_len"] > 0 and report["dist1"] > 0 and report["bleu1"] > 0
+
+
+def test_meteor_is_skipped_with_a_clear_message_without_wordnet(monkeypatch):
+    import logging as std_logging
+
+    from parlai.utils import logging as parlai_logging
+    from parlai.utils import misc
+
+    from parlai_empathy.metrics import meteor, parlai_metrics
+
+    class Captured(std_logging.Handler):
+        lines = []
+
+        def emit(self, record):
+            self.lines.append(record.getMessage())
+
+    monkeypatch.setattr(parlai_metrics, "wordnet_available", lambda: False)
+    monkeypatch.setattr(misc, "_seen_logs", set())
+    handler = Captured()
+    parlai_logging.logger.addHandler(handler)
+    try:
+        metrics = generation_metrics(HYPS, [[r] for r in HYPS])
+    finally:
+        parlai_logging.logger.removeHandler(handler)
+    assert "meteor" not in metrics
+    assert handler.lines == [meteor.SKIPPED]
+    assert "nltk.downloader wordnet" in meteor.SKIPPED
+
+
+def test_meteor_matches_nltk_when_wordnet_is_installed(monkeypatch):
+    from parlai_empathy.metrics.meteor import wordnet_available
+
+    if not wordnet_available():
+        pytest.skip("NLTK's WordNet data is not installed (see parlai_empathy.metrics.meteor)")
+    metrics = generation_metrics(["the cat sat on the mat"], [["the cat sat on the mat"]])
+    # 6 exact matches in one chunk: fmean 1, penalty 0.5 * (1/6)^3
+    assert metrics["meteor"].value() == pytest.approx(1 - 0.5 * (1 / 6) ** 3, abs=1e-6)

@@ -80,15 +80,18 @@ class MoelAgent(EmotionGeneratorAgent):
         super().__init__(opt, shared)
         self._oracle_random = random.Random(0)
 
-    def build_network(self) -> MoelModel:
+    def _config_kwargs(self):
         opt = self.opt
-        return MoelModel(MoelConfig(
-            **self._config_kwargs(),
+        return dict(
+            **super()._config_kwargs(),
             gating=opt["moel_gating"],
             topk=opt["moel_topk"],
             shared_listener=opt["shared_listener"],
             sparse_listeners=opt["sparse_listeners"],
-        ))
+        )
+
+    def build_network(self) -> MoelModel:
+        return MoelModel(MoelConfig(**self._config_kwargs()))
 
     def _emotion_sigmoid(self) -> bool:
         return self.opt.get("moel_gating") == "sigmoid"

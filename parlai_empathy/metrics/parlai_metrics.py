@@ -17,6 +17,8 @@ name            definition
 ``dist2``
 ``resp_len``    mean number of paper tokens per response
 ``vader_delta`` mean VADER compound(response) - compound(first reference)
+``meteor``      mean NLTK METEOR (best reference), in [0, 1]; only when NLTK's WordNet data
+                is installed, else left out with a warning (:mod:`.meteor`)
 ``emotion_acc`` emotion accuracy in [0, 1], recorded by agents that predict emotions
                 (:func:`emotion_accuracy_metrics`)
 ==============  ============================================================================
@@ -32,6 +34,7 @@ all-gather) and ``value()`` is a float (``--report-filename``).
 from typing import Dict, Hashable, List, Sequence, Union
 
 from parlai.core.metrics import AverageMetric, Metric
+from parlai.utils.misc import warn_once
 
 from parlai_empathy.metrics.bleu import (
     MAX_ORDER,
@@ -43,6 +46,8 @@ from parlai_empathy.metrics.bleu import (
 )
 from parlai_empathy.metrics.distinct import DistinctStats, distinct_stats
 from parlai_empathy.metrics.emotion import emotion_hits
+from parlai_empathy.metrics.meteor import SKIPPED as METEOR_SKIPPED
+from parlai_empathy.metrics.meteor import meteor, wordnet_available
 from parlai_empathy.metrics.rouge import rouge_l
 from parlai_empathy.metrics.sentiment import vader_delta
 from parlai_empathy.metrics.tokenization import get_tokenizer
@@ -60,6 +65,7 @@ METRIC_DESCRIPTIONS = {
     "dist2": "corpus Distinct-2: distinct bigrams / all bigrams of the responses, x100",
     "resp_len": "mean response length in tokens",
     "vader_delta": "mean VADER compound(response) - compound(reference)",
+    "meteor": "mean NLTK METEOR (best reference), in [0, 1]; needs NLTK's WordNet data",
     "emotion_acc": "emotion accuracy (fraction of examples with the gold emotion)",
 }
 
@@ -136,8 +142,9 @@ def generation_metrics(
     :param refs: per response, its reference or list of references (raw text).
     :param tokenizer: ``paper`` (MoEL/MIME preprocessing) or ``whitespace`` (already
         tokenized text).
-    :return: ``{name: Metric}`` for bleu1..bleu4, mbleu, rougeL, dist1, dist2, resp_len and
-        vader_delta; add these to the same names of another batch to aggregate.
+    :return: ``{name: Metric}`` for bleu1..bleu4, mbleu, rougeL, dist1, dist2, resp_len,
+        vader_delta and (with NLTK's WordNet data) meteor; add these to the same names of
+        another batch to aggregate.
     """
     refs = [[r] if isinstance(r, str) else list(r) for r in refs]
     if len(hyps) != len(refs):
@@ -165,6 +172,12 @@ def generation_metrics(
     metrics["vader_delta"] = AverageMetric(
         sum(vader_delta(h, rs[0]) for h, rs in zip(hyps, refs)), n
     )
+    if wordnet_available():
+        metrics["meteor"] = AverageMetric(
+            sum(meteor(h, rs) for h, rs in zip(hyp_tokens, ref_tokens)), n
+        )
+    else:
+        warn_once(METEOR_SKIPPED)
     return metrics
 
 

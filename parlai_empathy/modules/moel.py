@@ -147,6 +147,10 @@ class MoelDecoder(nn.Module):
     cache for those rows only; ``meta``: the meta listener's layer caches.
     """
 
+    #: the entries of :meth:`memory` that only feed a cross-attention's keys and values:
+    #: cached after the first decoding step, so later steps need not select their rows
+    STATIC_MEMORY: Tuple[str, ...] = ("encoder_output",)
+
     def __init__(self, config: MoelConfig, embeddings: WordEmbeddings):
         super().__init__()
         self.config = config
@@ -154,15 +158,21 @@ class MoelDecoder(nn.Module):
         self.embeddings = embeddings
         self.input_dropout = nn.Dropout(config.input_dropout)
         self.embedding_proj = nn.Linear(config.embedding_size, config.hidden_size, bias=False)
-        layer_kwargs = config.layer_kwargs()
-        self.shared_listener = DecoderLayer(**layer_kwargs) if config.shared_listener else None
-        self.listeners = nn.ModuleList(
-            [DecoderLayer(**layer_kwargs) for _ in range(config.num_emotions)]
-        )
+        self.shared_listener = self.make_layer() if config.shared_listener else None
+        self.listeners = nn.ModuleList([self.make_layer() for _ in range(config.num_emotions)])
         self.meta_listener = nn.ModuleList(
-            [DecoderLayer(**layer_kwargs) for _ in range(config.num_layers)]
+            [self.make_layer() for _ in range(config.num_layers)]
         )
         self.norm = LayerNorm(config.hidden_size)
+
+    def make_layer(self) -> nn.Module:
+        """One listener (or meta-listener layer); a subclass may use another layer class."""
+        return DecoderLayer(**self.config.layer_kwargs())
+
+    def memory(self, encoder_state: MoelEncoderOutput) -> Dict[str, torch.Tensor]:
+        """What every decoder layer attends to, as keyword arguments of its ``forward``;
+        every tensor is indexed by batch row first."""
+        return {"encoder_output": encoder_state.hidden_states, "encoder_keep": encoder_state.keep}
 
     @staticmethod
     def listener_rows(listener_weights: torch.Tensor) -> List[Tuple[int, torch.Tensor]]:
@@ -192,34 +202,33 @@ class MoelDecoder(nn.Module):
             input = input[:, -1:]
         x = self.embedding_proj(self.input_dropout(self.embeddings(input)))  # (B, T', D)
         x = x + timing_signal(x.size(1), x.size(2), start=past, device=x.device, dtype=x.dtype)
-        encoder_output, encoder_keep = encoder_state.hidden_states, encoder_state.keep
+        memory = self.memory(encoder_state)
         weights = encoder_state.listener_weights.to(x.dtype)  # (B, E)
 
         state = incr_state or {}
         new_state: IncrementalState = {"num_rows": x.size(0)}
 
         mixed, new_state["listeners"] = self._mixture(
-            x, encoder_output, encoder_keep, weights, state.get("listeners")
+            x, memory, weights, state.get("listeners")
         )
         new_state["shared"] = None
         if self.shared_listener is not None:
             shared, new_state["shared"] = self.shared_listener(
-                x, encoder_output, encoder_keep, state.get("shared")
+                x, cache=state.get("shared"), **memory
             )
             mixed = mixed + shared
 
         meta_caches = state.get("meta") or [None] * len(self.meta_listener)
         new_state["meta"] = []
         for layer, cache in zip(self.meta_listener, meta_caches):
-            mixed, cache = layer(mixed, encoder_output, encoder_keep, cache)
+            mixed, cache = layer(mixed, cache=cache, **memory)
             new_state["meta"].append(cache)
         return self.norm(mixed), new_state
 
     def _mixture(
         self,
         x: torch.Tensor,
-        encoder_output: torch.Tensor,
-        encoder_keep: torch.Tensor,
+        memory: Dict[str, torch.Tensor],
         weights: torch.Tensor,
         listener_states: Optional[Dict[int, dict]],
     ) -> Tuple[torch.Tensor, Dict[int, dict]]:
@@ -230,7 +239,7 @@ class MoelDecoder(nn.Module):
             outputs = []
             for index, listener in enumerate(self.listeners):
                 cache = listener_states[index]["cache"] if listener_states else None
-                out, cache = listener(x, encoder_output, encoder_keep, cache)
+                out, cache = listener(x, cache=cache, **memory)
                 outputs.append(out)
                 new_states[index] = {"rows": None, "cache": cache}
             stacked = torch.stack(outputs, dim=1)  # (B, E, T', D)
@@ -243,13 +252,12 @@ class MoelDecoder(nn.Module):
         mixed = torch.zeros_like(x)
         for index, rows in routes:
             cache = listener_states[index]["cache"] if listener_states else None
-            out, cache = self.listeners[index](
-                x.index_select(0, rows),
-                # the cross-attention keys/values are cached after the first step
-                None if cache else encoder_output.index_select(0, rows),
-                encoder_keep.index_select(0, rows),
-                cache,
-            )
+            # the cross-attention keys/values are cached after the first step
+            rows_memory = {
+                name: None if cache and name in self.STATIC_MEMORY else value.index_select(0, rows)
+                for name, value in memory.items()
+            }
+            out, cache = self.listeners[index](x.index_select(0, rows), cache=cache, **rows_memory)
             row_weights = weights.index_select(0, rows)[:, index]  # (rows,)
             mixed = mixed.index_add(0, rows, out * row_weights[:, None, None])
             new_states[index] = {"rows": rows, "cache": cache}

@@ -297,6 +297,19 @@ class DecoderLayer(nn.Module):
         :return: (B, T, D) and the state after the last position of ``x``.
         """
         cache = cache or {}
+        x, new_cache = self.attend_to_prefix(x, cache)
+        x = self.attend_to_memory(
+            self.cross_attention, self.norm_cross_attention, "cross", x, encoder_output,
+            encoder_keep, cache, new_cache,
+        )
+        return self.feed_forward(x, cache, new_cache)
+
+    # The three sub-blocks, for layers that attend to more memories (persona-aware MoEL).
+
+    def attend_to_prefix(
+        self, x: torch.Tensor, cache: LayerCache
+    ) -> Tuple[torch.Tensor, LayerCache]:
+        """Causal self-attention over the earlier positions (cached) and ``x`` (B, T, D)."""
         past = cache["self_key"].size(2) if "self_key" in cache else 0
         length = x.size(1)
         # query i (absolute position past + i) may see keys 0 .. past + i
@@ -305,29 +318,41 @@ class DecoderLayer(nn.Module):
         h = self.norm_self_attention(x)
         self_cache = {"key": cache["self_key"], "value": cache["self_value"]} if past else None
         y, self_cache = self.self_attention(h, h, mask=causal.unsqueeze(0), cache=self_cache)
-        x = self.dropout(x + y)
+        new_cache = {"self_key": self_cache["key"], "self_value": self_cache["value"]}
+        return self.dropout(x + y), new_cache
 
-        h = self.norm_cross_attention(x)
-        cross_cache = (
-            {"key": cache["cross_key"], "value": cache["cross_value"]}
-            if "cross_key" in cache
+    def attend_to_memory(
+        self,
+        attention: "MultiHeadAttention",
+        norm: LayerNorm,
+        name: str,
+        x: torch.Tensor,
+        memory: Optional[torch.Tensor],
+        memory_keep: torch.Tensor,
+        cache: LayerCache,
+        new_cache: LayerCache,
+    ) -> torch.Tensor:
+        """Pre-norm cross-attention of ``x`` (B, T, D) over ``memory`` (B, M, D) (None when
+        its keys/values are in ``cache`` under ``name + '_key'``/``'_value'``); the keys and
+        values go into ``new_cache``."""
+        h = norm(x)
+        kv_cache = (
+            {"key": cache[f"{name}_key"], "value": cache[f"{name}_value"]}
+            if f"{name}_key" in cache
             else None
         )
-        y, cross_cache = self.cross_attention(
-            h, encoder_output, mask=encoder_keep.unsqueeze(1), cache=cross_cache,
-            static_kv=True,
+        y, kv_cache = attention(
+            h, memory, mask=memory_keep.unsqueeze(1), cache=kv_cache, static_kv=True,
         )
-        x = self.dropout(x + y)
+        new_cache[f"{name}_key"], new_cache[f"{name}_value"] = kv_cache["key"], kv_cache["value"]
+        return self.dropout(x + y)
 
+    def feed_forward(
+        self, x: torch.Tensor, cache: LayerCache, new_cache: LayerCache
+    ) -> Tuple[torch.Tensor, LayerCache]:
+        """The causal convolutional block; its history joins ``new_cache``."""
         h = self.norm_ffn(x)
         y, ffn_cache = self.ffn(h, cache=cache)
         x = self.dropout(x + y)
-
-        new_cache = {
-            "self_key": self_cache["key"],
-            "self_value": self_cache["value"],
-            "cross_key": cross_cache["key"],
-            "cross_value": cross_cache["value"],
-            **ffn_cache,
-        }
+        new_cache.update(ffn_cache)
         return x, new_cache
