@@ -165,6 +165,7 @@ class CobertAgent(TorchRankerAgent):
                                 "training with a constant learning rate")
             opt["lr_scheduler"] = "none"
         super().__init__(opt, shared)
+        self.id = "CoBERT"
 
     # --- model ----------------------------------------------------------------------------
 

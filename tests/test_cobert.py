@@ -283,3 +283,73 @@ def test_changed_candidates_or_model_invalidate_the_cache(encoder, ed_datapath, 
     assert calls == [6, 6, 6]
     make_agent(other, tmp_path / "model", *fixed)
     assert calls == [6, 6, 6]
+
+
+def _train(opt):
+    from parlai.scripts.train_model import TrainModel
+
+    reports = TrainModel.main(**opt)
+    return tuple({k: v.value() if hasattr(v, "value") else v for k, v in r.items()}
+                 for r in reports)
+
+
+def _evaluate(opt):
+    from parlai.scripts.eval_model import EvalModel
+
+    report = EvalModel.main(**opt)
+    return {k: v.value() if hasattr(v, "value") else v for k, v in report.items()}
+
+
+def test_tiny_model_learns_to_rank_real_ed_responses(encoder, ed_datapath, tmp_path):
+    """Eight real ED contexts, each ranking its response among itself and 9 responses of
+    other ED conversations: chance before training, first after a few dozen steps."""
+    pairs = ed_pairs(ed_datapath, count=40)
+    train, distractors = pairs[:8], [r for _, r in pairs[8:]]
+    base = str(tmp_path / "data")
+    write_parlai_format(base + "_train.txt", [(t, r, None) for t, r in train])
+    for split in ("valid", "test"):
+        write_parlai_format(f"{base}_{split}.txt", with_candidates(train, distractors, 10, 0))
+    common = dict(task="fromfile:parlaiformat", fromfile_datapath=base,
+                  fromfile_datatype_extension=True, model="empathy/cobert",
+                  encoder_path=encoder, text_truncate=64, eval_candidates="inline",
+                  batchsize=8)
+    before = _evaluate(dict(common, datatype="valid"))
+    valid, _ = _train(dict(common, model_file=str(tmp_path / "model"), candidates="batch",
+                           max_train_steps=40, learningrate=3e-3, lr_scheduler="none",
+                           validation_every_n_epochs=1000))
+    assert before["exs"] == valid["exs"] == 8
+    assert before["hits@1"] <= 0.5
+    assert valid["hits@1"] == 1.0 and valid["mrr"] == 1.0
+
+
+def test_parlai_commands_end_to_end(encoder, ed_datapath, tmp_path):
+    """``parlai train_model``, ``eval_model`` (10 inline candidates) and
+    ``interactive`` with fixed candidates (their encodings cached beside the model)."""
+    import re
+
+    from parlai_cli import run_parlai
+
+    pairs = ed_pairs(ed_datapath, count=24)
+    base = str(tmp_path / "data")
+    write_parlai_format(base + "_train.txt", [(t, r, None) for t, r in pairs[:8]])
+    for split in ("valid", "test"):
+        write_parlai_format(f"{base}_{split}.txt",
+                            with_candidates(pairs[:4], [r for _, r in pairs[8:]], 10, 1))
+    cands = tmp_path / "responses.txt"
+    cands.write_text("".join(r + "\n" for _, r in pairs), encoding="utf-8")
+    model = str(tmp_path / "model")
+    task = ["-t", "fromfile:parlaiformat", "--fromfile-datapath", base,
+            "--fromfile-datatype-extension", "true"]
+    run_parlai(["train_model", "-m", "empathy/cobert", "--encoder-path", encoder, "-mf", model,
+                *task, "-bs", "4", "--max-train-steps", "2", "--text-truncate", "64",
+                "-vtim", "-1", "-veps", "-1"], timeout=300)
+    assert os.path.isfile(model) and os.path.isfile(model + ".encoder/config.json")
+    evaluated = run_parlai(["eval_model", "-mf", model, *task, "-dt", "test", "-ecands",
+                            "inline"], timeout=300)
+    assert re.search(r"hits@1\b", evaluated.stdout) and re.search(r"\bmrr\b", evaluated.stdout)
+    chat = run_parlai(["interactive", "-mf", model, "-ecands", "fixed",
+                       "--fixed-candidates-path", str(cands)],
+                      stdin="I failed my driving test again today.\n[EXIT]\n", timeout=300)
+    replies = re.findall(r"\[CoBERT\]: (.*)", chat.stdout)
+    assert replies and replies[0].strip() in {r for _, r in pairs}, chat.stdout[-3000:]
+    assert os.path.isfile(model + ".responses.cobert-encs")
