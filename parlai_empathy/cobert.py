@@ -130,6 +130,14 @@ class CobertAgent(TorchRankerAgent):
             "x hidden size).",
         )
         group.add_argument(
+            "--rerank-top-k",
+            type=int,
+            default=0,
+            help="With fixed candidates: match only the K candidates whose mean-pooled "
+            "encoding has the largest dot product with the context's, the rest ranked after "
+            "them (0: match every candidate, exact).",
+        )
+        group.add_argument(
             "--candidate-cache-dtype",
             type=str,
             default="float32",
@@ -160,7 +168,9 @@ class CobertAgent(TorchRankerAgent):
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 3, got {opt[name]}")
         if opt.get("lr_scheduler") == "linear" and (opt.get("max_train_steps") or 0) <= 0:
             # ParlAI's linear decay needs a horizon; without one the rate stays constant
-            if not shared and "train" in opt.get("datatype", "train").split(":")[0]:
+            datatype = opt.get("datatype", "train")
+            if not shared and datatype.startswith("train") and "evalmode" not in datatype \
+                    and not opt.get("interactive_mode"):
                 logging.warning("cobert: --lr-scheduler linear needs --max-train-steps; "
                                 "training with a constant learning rate")
             opt["lr_scheduler"] = "none"
@@ -299,6 +309,10 @@ class CobertAgent(TorchRankerAgent):
             persona_mask = batch.persona_vec != self.NULL_IDX
             persona = model.encode(batch.persona_vec, persona_mask)
         cand_mask = cand_vecs != self.NULL_IDX
+        top_k = self.opt.get("rerank_top_k", 0) or 0
+        if cand_encs is not None and 0 < top_k < cand_encs.size(0):
+            return self._rerank(model, context, context_mask, persona, persona_mask,
+                                cand_encs.to(context.dtype), cand_mask, top_k)
         if cand_encs is not None:
             cands = cand_encs.to(context.dtype)
         elif cand_vecs.dim() == 2:
@@ -316,6 +330,24 @@ class CobertAgent(TorchRankerAgent):
             # padding rows of uneven inline candidate lists never outrank a real candidate
             scores = scores.masked_fill(~cand_mask.any(-1), torch.finfo(scores.dtype).min)
         return scores
+
+    def _rerank(self, model, context, context_mask, persona, persona_mask, cands, cand_mask,
+                top_k):
+        """``--rerank-top-k``: co-attention scores for the ``top_k`` candidates nearest the
+        context by mean-pooled dot product; every other candidate scores below them."""
+        from parlai_empathy.modules.cobert import masked_mean
+
+        pooled = getattr(self, "_pooled_fixed", None)
+        if pooled is None or pooled[0] is not cands:
+            pooled = (cands, masked_mean(cands, cand_mask[..., None], dim=1))  # (N, D)
+            self._pooled_fixed = pooled
+        query = masked_mean(context, context_mask[..., None], dim=1)  # (B, D)
+        nearest = (query @ pooled[1].t()).topk(top_k, dim=1).indices  # (B, K)
+        matched = model.score(context, context_mask, cands[nearest], cand_mask[nearest],
+                              persona, persona_mask)  # (B, K)
+        lowest = torch.finfo(matched.dtype).min
+        scores = matched.new_full((context.size(0), cands.size(0)), lowest)
+        return scores.scatter(1, nearest, matched)
 
     # --- fixed candidates and their cached encodings ---------------------------------------
 

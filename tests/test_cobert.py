@@ -353,3 +353,23 @@ def test_parlai_commands_end_to_end(encoder, ed_datapath, tmp_path):
     replies = re.findall(r"\[CoBERT\]: (.*)", chat.stdout)
     assert replies and replies[0].strip() in {r for _, r in pairs}, chat.stdout[-3000:]
     assert os.path.isfile(model + ".responses.cobert-encs")
+
+
+def test_tfidf_baseline_ranks_inline_candidates():
+    from parlai.core.message import Message
+
+    from parlai_empathy.tfidf_ranker import TfidfRankerAgent, tfidf_order
+
+    candidates = ["the weather is nice", "my cat died last week", "sorry about your cat dying",
+                  "good luck"]
+    assert tfidf_order("my cat died and I am sad", candidates)[:2] == [1, 2]
+    agent = TfidfRankerAgent({})
+    agent.observe(Message({"text": "I lost my cat", "eval_labels": ["sorry about your cat dying"],
+                           "label_candidates": candidates, "episode_done": True}))
+    reply = agent.act()
+    assert reply["text_candidates"][0] == "sorry about your cat dying"
+    assert sorted(reply["text_candidates"]) == sorted(candidates)
+    assert reply["metrics"]["mrr"].value() == 1.0
+    agent.observe(Message({"text": "hello", "episode_done": True}))
+    with pytest.raises(ValueError, match="label_candidates"):
+        agent.act()
