@@ -364,7 +364,7 @@ def test_tfidf_baseline_ranks_inline_candidates():
                   "good luck"]
     assert tfidf_order("my cat died and I am sad", candidates)[:2] == [1, 2]
     agent = TfidfRankerAgent({})
-    agent.observe(Message({"text": "I lost my cat", "eval_labels": ["sorry about your cat dying"],
+    agent.observe(Message({"text": "your cat dying is so sad", "eval_labels": ["sorry about your cat dying"],
                            "label_candidates": candidates, "episode_done": True}))
     reply = agent.act()
     assert reply["text_candidates"][0] == "sorry about your cat dying"
