@@ -24,6 +24,10 @@ co-attention matching (:mod:`parlai_empathy.modules.cobert`) as a ParlAI
   as ``<model_file>.<candidates name>.cobert-encs``, keyed by the sha256 of the candidate
   file, of the model's weights and of the response length, written atomically; a changed
   model or candidate file rebuilds it. ``--candidate-cache-dtype float16`` halves it.
+  Without ``--fixed-candidates-path``, ``<model_file>.cands.txt`` is used when it exists
+  (a zoo release ships its candidates and their cache that way; ``python -m
+  parlai_empathy.zoo pack --candidates FILE``). ``--rerank-top-k K`` matches only the K
+  candidates nearest the context by mean-pooled dot product (fast on large sets; not exact).
 * Metrics: ParlAI's ranking metrics (``hits@1``, ``hits@10`` ... from the teacher, ``mrr``
   and ``rank`` from the agent).
 * ``--scorer cosine``: the untrained baseline (cosine of mean-pooled encoder outputs), same
@@ -47,6 +51,8 @@ from parlai_empathy.hf_encoder import load_encoder, max_length, save_encoder_con
 from parlai_empathy.modules.cobert import SCORERS, Cobert, CobertConfig
 
 CACHE_SUFFIX = "cobert-encs"
+# a release's own candidate set (zoo): used when no --fixed-candidates-path is given
+SHIPPED_CANDIDATES_SUFFIX = ".cands.txt"
 CACHE_FORMAT = 1
 
 
@@ -351,6 +357,15 @@ class CobertAgent(TorchRankerAgent):
 
     # --- fixed candidates and their cached encodings ---------------------------------------
 
+    def _shipped_candidates(self) -> Optional[str]:
+        shipped = (self.opt.get("model_file") or "") + SHIPPED_CANDIDATES_SUFFIX
+        return shipped if self.opt.get("model_file") and os.path.isfile(shipped) else None
+
+    def set_interactive_mode(self, mode, shared=False):
+        if mode and not self.fixed_candidates_path and self._shipped_candidates():
+            self.fixed_candidates_path = self._shipped_candidates()
+        super().set_interactive_mode(mode, shared)
+
     def set_fixed_candidates(self, shared):
         if shared:
             return super().set_fixed_candidates(shared)
@@ -360,7 +375,7 @@ class CobertAgent(TorchRankerAgent):
             return
         path = self.fixed_candidates_path
         if not path:
-            path = self.get_task_candidates_path()
+            path = self._shipped_candidates() or self.get_task_candidates_path()
             self.fixed_candidates_path = path
         if not path or not PathManager.exists(path):
             raise FileNotFoundError(
@@ -384,6 +399,9 @@ class CobertAgent(TorchRankerAgent):
         if not model_file:
             return None
         name = os.path.splitext(os.path.basename(cands_path))[0]
+        own = os.path.basename(model_file) + "."
+        if name.startswith(own):  # model.cands.txt -> model.cands.cobert-encs
+            name = name[len(own):]
         return f"{model_file}.{name}.{CACHE_SUFFIX}"
 
     def candidate_cache_key(self, cands_path: str) -> str:

@@ -373,3 +373,51 @@ def test_tfidf_baseline_ranks_inline_candidates():
     agent.observe(Message({"text": "hello", "episode_done": True}))
     with pytest.raises(ValueError, match="label_candidates"):
         agent.act()
+
+
+def test_zoo_release_ships_candidates_and_their_encodings(encoder, ed_datapath, tmp_path,
+                                                          monkeypatch):
+    """A packed release (fp16 weights) holds ``model.cands.txt`` and the cache of its
+    encodings; loading it to chat reads that cache instead of encoding the candidates."""
+    import tarfile
+
+    from parlai.core.agents import create_agent_from_model_file
+    from parlai.core.message import Message
+
+    from parlai_empathy import zoo
+
+    pairs = ed_pairs(ed_datapath, count=10)
+    cands = tmp_path / "responses.txt"
+    cands.write_text("".join(r + "\n" for _, r in pairs), encoding="utf-8")
+    trained = tmp_path / "trained" / "model"
+    trained.parent.mkdir()
+    make_agent(encoder, trained).save(str(trained))
+    archive = zoo.pack(str(trained), "cobert_test", "v1", str(tmp_path / "out"), fp16=True,
+                       candidates=str(cands))
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+        assert {"model", "model.opt", "model.dict", "model.cands.txt",
+                "model.cands.cobert-encs"} <= names
+        tar.extractall(tmp_path / "release")
+    calls = _count_encodings(monkeypatch)
+    agent = create_agent_from_model_file(str(tmp_path / "release" / "model"),
+                                         {"interactive_mode": True})
+    assert calls == [] and agent.num_fixed_candidates == 10
+    agent.observe(Message({"text": "I failed my driving test again.", "episode_done": False}))
+    assert agent.act()["text"] in {r for _, r in pairs}
+    with pytest.raises(ValueError, match="only empathy/cobert"):
+        _pack_other_model(zoo, trained, tmp_path, cands)
+
+
+def _pack_other_model(zoo, trained, tmp_path, cands):
+    import json
+    import shutil
+
+    other = tmp_path / "other" / "model"
+    other.parent.mkdir()
+    for suffix in ("", ".dict"):
+        shutil.copy(str(trained) + suffix, str(other) + suffix)
+    opt = json.loads(open(str(trained) + ".opt").read())
+    opt["model"] = "empathy/emotion_classifier"
+    (other.parent / "model.opt").write_text(json.dumps(opt))
+    zoo.pack(str(other), "x", "v1", str(tmp_path / "out2"), candidates=str(cands))
