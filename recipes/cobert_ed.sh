@@ -36,7 +36,7 @@ P=.venv/bin/parlai
 
 # 1. CoBERT
 $P train_model -m empathy/cobert "${TASK[@]}" -mf "$RUN_DIR/cobert/model" "${ENCODER[@]}" \
-  --seed 1 -bs 16 --update-freq "${UPDATE_FREQ:-1}" -cands batch -ecands inline -ebs 8 \
+  --seed 1 -bs 16 --update-freq "${UPDATE_FREQ:-1}" -cands batch -ecands inline \
   "${BUDGET[@]}" "${VALID[@]}" --save-every-n-secs 600 --log-every-n-secs 60
 $P eval_model -mf "$RUN_DIR/cobert/model" "${EVAL[@]}" -bs 8 \
   --report-filename "$RUN_DIR/eval_cobert.json"
@@ -50,7 +50,7 @@ $P eval_model -m empathy/tfidf_ranker "${EVAL[@]}" --report-filename "$RUN_DIR/e
 
 # 4. ParlAI's stock bi-encoder (a small transformer from scratch), same data and budget
 $P train_model -m transformer/biencoder "${TASK[@]}" -mf "$RUN_DIR/biencoder/model" \
-  --seed 1 -bs 32 -cands batch -ecands inline -ebs 8 --n-layers 2 --n-heads 4 \
+  --seed 1 -bs 32 -cands batch -ecands inline --n-layers 2 --n-heads 4 \
   --embedding-size 256 --ffn-size 1024 --dict-tokenizer bpe --dict-lower true \
   --text-truncate 256 --label-truncate 32 --optimizer adamax -lr 5e-4 --warmup-updates 100 \
   --reduction-type mean --share-encoders false "${BUDGET[@]}" "${VALID[@]}" \

@@ -33,7 +33,8 @@ with zipfile.ZipFile(archive, "w") as zf:
             path = os.path.join(folder, name)
             zf.write(path, os.path.join("hf_pec", os.path.relpath(path, root)))
 PY
-  export PARLAI_EMPATHY_MIRROR="$PWD/$RUN_DIR/mirror"
+  PARLAI_EMPATHY_MIRROR="$(cd "$RUN_DIR/mirror" && pwd)"
+  export PARLAI_EMPATHY_MIRROR
   DATA=(-dp "$RUN_DIR/data")
 fi
 ENCODER=(${ENCODER_PATH:+--encoder-path "$ENCODER_PATH"})
@@ -42,7 +43,7 @@ for DOMAIN in happy offmychest; do
   mkdir -p "$RUN_DIR/$DOMAIN"
   .venv/bin/parlai train_model -m empathy/cobert -t "pec:$DOMAIN" "${DATA[@]}" \
     -mf "$RUN_DIR/$DOMAIN/model" "${ENCODER[@]}" --seed 1 -bs 16 \
-    --update-freq "${UPDATE_FREQ:-1}" -cands batch -ecands inline -ebs 8 \
+    --update-freq "${UPDATE_FREQ:-1}" -cands batch -ecands inline \
     --max-train-steps "$STEPS" ${TRAIN_SECS:+--max-train-time "$TRAIN_SECS"} \
     -vstep "${VALID_STEPS:-2000}" --validation-max-exs "${VALID_EXAMPLES:-1000}" \
     -vmt hits@1 -vmm max --save-every-n-secs 600 --log-every-n-secs 60

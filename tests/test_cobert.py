@@ -266,8 +266,9 @@ def test_changed_candidates_or_model_invalidate_the_cache(encoder, ed_datapath, 
     calls = _count_encodings(monkeypatch)
     fixed = ["-ecands", "fixed", "--fixed-candidates-path", str(cands)]
     make_agent(encoder, tmp_path / "model", *fixed)
-    # same number of candidates, one changed: the cache must not be reused
-    changed = [r for _, r in pairs[:5]] + [pairs[11][1]]
+    # one candidate changed, every token count the same (its words reversed): only the
+    # candidate file's content tells the cache is stale
+    changed = [r for _, r in pairs[:5]] + [" ".join(reversed(pairs[5][1].split()))]
     cands.write_text("".join(r + "\n" for r in changed), encoding="utf-8")
     agent = make_agent(encoder, tmp_path / "model", *fixed)
     assert calls == [6, 6]
