@@ -29,7 +29,7 @@ case "$DATASET" in
 esac
 EVAL=(-t "empathy_ranking:$DATASET" -dt test -ecands inline ${EVAL_EXAMPLES:+--num-examples "$EVAL_EXAMPLES"})
 BUDGET=(--max-train-steps "$STEPS" ${TRAIN_SECS:+--max-train-time "$TRAIN_SECS"})
-VALID=(-vstep "${VALID_STEPS:-2000}" --validation-max-exs "${VALID_EXAMPLES:-1000}" -vmt hits@1 -vmm max)
+VALID=(-vstep "${VALID_STEPS:-2000}" --validation-max-exs "${VALID_EXAMPLES:-1000}" -vmt hits@1 -vmm max --short-final-eval true)
 ENCODER=(${ENCODER_PATH:+--encoder-path "$ENCODER_PATH"})
 mkdir -p "$RUN_DIR/cobert" "$RUN_DIR/biencoder"
 P=.venv/bin/parlai

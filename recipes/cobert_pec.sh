@@ -46,7 +46,8 @@ for DOMAIN in happy offmychest; do
     --update-freq "${UPDATE_FREQ:-1}" -cands batch -ecands inline \
     --max-train-steps "$STEPS" ${TRAIN_SECS:+--max-train-time "$TRAIN_SECS"} \
     -vstep "${VALID_STEPS:-2000}" --validation-max-exs "${VALID_EXAMPLES:-1000}" \
-    -vmt hits@1 -vmm max --save-every-n-secs 600 --log-every-n-secs 60
+    -vmt hits@1 -vmm max --short-final-eval true --save-every-n-secs 600 \
+    --log-every-n-secs 60
   .venv/bin/parlai eval_model -mf "$RUN_DIR/$DOMAIN/model" -t "pec:$DOMAIN" "${DATA[@]}" \
     -dt test -ecands inline -bs 8 ${EVAL_EXAMPLES:+--num-examples "$EVAL_EXAMPLES"} \
     --report-filename "$RUN_DIR/eval_$DOMAIN.json"
