@@ -11,13 +11,12 @@ carries ``text_candidates`` (so the teacher computes ``hits@k``) and the ``mrr``
 
     parlai eval_model -m empathy/tfidf_ranker -t empathy_ranking:ed -dt test
 """
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 from parlai.core.agents import Agent
 from parlai.core.message import Message
 from parlai.core.metrics import AverageMetric
 from parlai.core.opt import Opt
-from parlai.core.params import ParlaiParser
 
 
 def tfidf_order(context: str, candidates: Sequence[str]) -> List[int]:
@@ -36,13 +35,6 @@ def tfidf_order(context: str, candidates: Sequence[str]) -> List[int]:
 
 class TfidfRankerAgent(Agent):
     """Ranks each example's inline candidates by TF-IDF cosine (module docstring)."""
-
-    @classmethod
-    def add_cmdline_args(
-        cls, parser: ParlaiParser, partial_opt: Optional[Opt] = None
-    ) -> ParlaiParser:
-        super().add_cmdline_args(parser, partial_opt)
-        return parser
 
     def __init__(self, opt: Opt, shared=None):
         super().__init__(opt, shared)

@@ -356,7 +356,7 @@ def test_parlai_commands_end_to_end(encoder, ed_datapath, tmp_path):
     assert os.path.isfile(model + ".responses.cobert-encs")
 
 
-def test_tfidf_baseline_ranks_inline_candidates():
+def test_tfidf_baseline_ranks_inline_candidates(tmp_path):
     from parlai.core.message import Message
 
     from parlai_empathy.tfidf_ranker import TfidfRankerAgent, tfidf_order
@@ -374,6 +374,13 @@ def test_tfidf_baseline_ranks_inline_candidates():
     agent.observe(Message({"text": "hello", "episode_done": True}))
     with pytest.raises(ValueError, match="label_candidates"):
         agent.act()
+    # through ParlAI's evaluation loop (-m empathy/tfidf_ranker), as the recipes run it
+    data = write_parlai_format(tmp_path / "eval.txt", [
+        ("your cat dying is so sad", "sorry about your cat dying", candidates),
+        ("what is the weather like", "the weather is nice", candidates)])
+    report = _evaluate(dict(task="fromfile:parlaiformat", fromfile_datapath=data,
+                            model="empathy/tfidf_ranker", datatype="valid"))
+    assert report["exs"] == 2 and report["hits@1"] == 1.0 and report["mrr"] == 1.0
 
 
 def test_zoo_release_ships_candidates_and_their_encodings(encoder, ed_datapath, tmp_path,
