@@ -41,6 +41,7 @@ from parlai.core.opt import Opt
 from parlai.core.params import ParlaiParser
 from parlai.core.torch_agent import Output
 from parlai.core.torch_classifier_agent import TorchClassifierAgent
+from parlai.utils import logging
 from parlai.utils.torch import padded_tensor
 
 from parlai_empathy import emotions
