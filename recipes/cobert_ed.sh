@@ -27,7 +27,8 @@ case "$DATASET" in
   esconv) TASK=(-t empathy_ranking:esconv) ;;
   *) echo "DATASET must be ed or esconv, got $DATASET" >&2; exit 2 ;;
 esac
-EVAL=(-t "empathy_ranking:$DATASET" -dt test -ecands inline ${EVAL_EXAMPLES:+--num-examples "$EVAL_EXAMPLES"})
+EVAL_DATA=(-t "empathy_ranking:$DATASET" -dt test ${EVAL_EXAMPLES:+--num-examples "$EVAL_EXAMPLES"})
+EVAL=("${EVAL_DATA[@]}" -ecands inline)
 BUDGET=(--max-train-steps "$STEPS" ${TRAIN_SECS:+--max-train-time "$TRAIN_SECS"})
 VALID=(-vstep "${VALID_STEPS:-2000}" --validation-max-exs "${VALID_EXAMPLES:-1000}" -vmt hits@1 -vmm max --short-final-eval true)
 ENCODER=(${ENCODER_PATH:+--encoder-path "$ENCODER_PATH"})
@@ -46,7 +47,7 @@ $P eval_model -m empathy/cobert --scorer cosine "${ENCODER[@]}" "${EVAL[@]}" -bs
   --report-filename "$RUN_DIR/eval_cosine.json"
 
 # 3. TF-IDF over each example's candidates
-$P eval_model -m empathy/tfidf_ranker "${EVAL[@]}" --report-filename "$RUN_DIR/eval_tfidf.json"
+$P eval_model -m empathy/tfidf_ranker "${EVAL_DATA[@]}" --report-filename "$RUN_DIR/eval_tfidf.json"
 
 # 4. ParlAI's stock bi-encoder (a small transformer from scratch), same data and budget
 $P train_model -m transformer/biencoder "${TASK[@]}" -mf "$RUN_DIR/biencoder/model" \
