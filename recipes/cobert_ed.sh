@@ -16,7 +16,8 @@
 # (a wall-clock cap, the same for CoBERT and the bi-encoder), EVAL_EXAMPLES (evaluate only
 # the first N test examples: smoke runs), VALID_EXAMPLES (default 1000 per validation).
 # RELEASE_VERSION=vN also packs the zoo release with the training responses as its fixed
-# candidates (RELEASE_CANDIDATES lines, default 2000: the archive must stay under 50 MB).
+# candidates (RELEASE_CANDIDATES lines, default 500: MiniLM fp16 weights are ~43 MB and each
+# candidate adds ~13 kB of fp16 encodings; the archive must stay under 50 MB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET="${DATASET:-ed}"  # recipes/cobert_esconv.sh sets esconv
@@ -67,7 +68,7 @@ $P eval_model -mf "$RUN_DIR/biencoder/model" "${EVAL[@]}" -bs 8 \
 
 if [ -n "${RELEASE_VERSION:-}" ] && [ "$DATASET" = ed ]; then
   # the release's chat candidates: the first distinct training responses
-  .venv/bin/python - "$RUN_DIR/release_cands.txt" "${RELEASE_CANDIDATES:-2000}" <<'PY'
+  .venv/bin/python - "$RUN_DIR/release_cands.txt" "${RELEASE_CANDIDATES:-500}" <<'PY'
 import sys
 from parlai.core.params import ParlaiParser
 from parlai.core.teachers import create_task_agent_from_taskname
