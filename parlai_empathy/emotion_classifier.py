@@ -31,7 +31,6 @@
   encoder's configuration and ``<dict_file>.tokenizer/`` the tokenizer, so a trained model
   loads without the encoder folder it started from.
 """
-import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -46,8 +45,14 @@ from parlai.utils import logging
 from parlai.utils.torch import padded_tensor
 
 from parlai_empathy import emotions
-from parlai_empathy.atomic import atomic_write_dir
-from parlai_empathy.hf_dictionary import HuggingFaceTokenizerDictionary, resolve_encoder_path
+from parlai_empathy.hf_dictionary import HuggingFaceTokenizerDictionary
+from parlai_empathy.hf_encoder import (  # noqa: F401 (ENCODER_SUFFIX: public name kept)
+    ENCODER_SUFFIX,
+    load_encoder,
+    max_length,
+    save_encoder_config,
+    wrap_ids,
+)
 from parlai_empathy.modules.encoder_classifier import (
     POOLINGS,
     EncoderClassifier,
@@ -58,7 +63,6 @@ from parlai_empathy.modules.encoder_classifier import (
 CLASS_LISTS: Dict[str, Tuple[str, ...]] = {
     name: label_set.labels for name, label_set in emotions.LABEL_SETS.items()
 }
-ENCODER_SUFFIX = ".encoder"
 CONFUSION_PREFIX = "confusion:"  # not "/": ParlAI reads that as a task prefix
 
 
@@ -228,24 +232,13 @@ class EmotionClassifierAgent(TorchClassifierAgent):
     # --- model ----------------------------------------------------------------------------
 
     def build_model(self):
-        from transformers import AutoConfig, AutoModel
-
         config = EncoderClassifierConfig(
             num_classes=len(self.class_list),
             pooling=self.opt.get("pooling", "mean"),
             dropout=self.opt.get("classifier_dropout", 0.1),
         )
         init_model, _ = self._get_init_model(self.opt, None)
-        saved = init_model + ENCODER_SUFFIX if init_model else None
-        if saved and os.path.isfile(os.path.join(saved, "config.json")):
-            # every weight comes from the checkpoint; only the architecture is needed
-            config_only = AutoConfig.from_pretrained(saved, local_files_only=True)
-            encoder = AutoModel.from_config(config_only)
-        else:
-            path = resolve_encoder_path(self.opt)
-            logging.info(f"emotion classifier: encoder from {path}")
-            encoder = AutoModel.from_pretrained(path, local_files_only=True)
-        return EncoderClassifier(encoder, config)
+        return EncoderClassifier(load_encoder(self.opt, init_model, "emotion classifier"), config)
 
     def save(self, path=None):
         super().save(path)
@@ -253,7 +246,7 @@ class EmotionClassifierAgent(TorchClassifierAgent):
         if not path or not hasattr(self, "model"):
             return
         model = self.model.module if hasattr(self.model, "module") else self.model
-        atomic_write_dir(path + ENCODER_SUFFIX, model.encoder.config.save_pretrained)
+        save_encoder_config(path, model.encoder)
 
     # --- inputs ---------------------------------------------------------------------------
 
@@ -261,12 +254,8 @@ class EmotionClassifierAgent(TorchClassifierAgent):
         """``[CLS] + the last ids + [SEP]``, at most ``--text-truncate`` tokens and no more
         than the encoder's positions."""
         model = self.model.module if hasattr(self.model, "module") else self.model
-        limit = model.encoder.config.max_position_embeddings  # the encoder's longest input
-        if self.text_truncate and self.text_truncate > 0:
-            limit = min(limit, self.text_truncate)
-        keep = limit - 2
-        vec = list(vec)[-keep:] if keep > 0 else []
-        return torch.LongTensor([self.START_IDX] + vec + [self.END_IDX])
+        limit = max_length(model.encoder, self.text_truncate)
+        return wrap_ids(vec, self.START_IDX, self.END_IDX, limit, keep_last=True)
 
     def _set_text_vec(self, obs, history, truncate):
         obs = super()._set_text_vec(obs, history, None)

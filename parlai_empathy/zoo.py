@@ -16,7 +16,12 @@ failed fetch leaves nothing behind.
 Packing a trained model into a release::
 
     python -m parlai_empathy.zoo pack --model-file runs/x/model --name x --version v1 \
-        --out runs/x/release [--fp16]
+        --out runs/x/release [--fp16] [--candidates responses.txt]
+
+``--candidates`` (CoBERT): the release also ships the fixed candidate set as
+``model.cands.txt`` (what ``parlai interactive`` answers from) and its cached encodings,
+computed from the packed weights (``model.cands.cobert-encs``, float16 unless
+``--candidates-dtype float32``).
 """
 import argparse
 import gzip
@@ -138,7 +143,8 @@ def half_precision(weights):
     return converted
 
 
-def pack(model_file: str, name: str, version: str, out_dir: str, fp16: bool = False) -> str:
+def pack(model_file: str, name: str, version: str, out_dir: str, fp16: bool = False,
+         candidates: str = None, candidates_dtype: str = "float16") -> str:
     """Write ``<out_dir>/<name>-<version>.tar.gz`` from a trained ParlAI model; return its path.
 
     Keeps the weights (optionally as fp16; a tensor shared by several modules is still
@@ -162,6 +168,11 @@ def pack(model_file: str, name: str, version: str, out_dir: str, fp16: bool = Fa
     opt["skip_generation"] = False
     if fp16:
         opt["zoo_weights_dtype"] = "float16"
+    if candidates:
+        if opt.get("model") != "empathy/cobert":
+            raise ValueError(f"--candidates: {model_file} is a {opt.get('model')} model; "
+                             "only empathy/cobert releases ship fixed candidates")
+        opt["candidate_cache_dtype"] = candidates_dtype
 
     os.makedirs(out_dir, exist_ok=True)
     target = os.path.join(out_dir, f"{name}-{version}.tar.gz")
@@ -182,6 +193,8 @@ def pack(model_file: str, name: str, version: str, out_dir: str, fp16: bool = Fa
                     member = f"model{suffix}/{inside}"
                     with open(path, "rb") as f:
                         members[member] = f.read()
+        if candidates:
+            members.update(_candidate_members(members, candidates, tmp))
     partial = target + ".part"
     try:
         with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
@@ -198,6 +211,38 @@ def pack(model_file: str, name: str, version: str, out_dir: str, fp16: bool = Fa
     return target
 
 
+def _candidate_members(members, candidates: str, tmp: str):
+    """``model.cands.txt`` and its cached encodings, computed by loading the release as a
+    user will (from ``members`` written to a folder)."""
+    from parlai.core.agents import create_agent_from_model_file
+
+    from parlai_empathy.cobert import CACHE_SUFFIX, SHIPPED_CANDIDATES_SUFFIX
+
+    release = os.path.join(tmp, "release")
+    for member, data in members.items():
+        path = os.path.join(release, *member.split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+    with open(candidates, "rb") as f:
+        text = f.read()
+    lines = [line for line in text.decode("utf-8").splitlines() if line.strip()]
+    if not lines:
+        raise ValueError(f"--candidates {candidates}: the file has no candidate")
+    cands_member = "model" + SHIPPED_CANDIDATES_SUFFIX
+    with open(os.path.join(release, cands_member), "wb") as f:
+        f.write(text)
+    model = os.path.join(release, "model")
+    create_agent_from_model_file(model, {"interactive_mode": True, "eval_candidates": "fixed",
+                                         "interactive_candidates": "fixed"})
+    cache_member = f"model.{os.path.splitext(cands_member)[0][len('model.'):]}.{CACHE_SUFFIX}"
+    cache = os.path.join(release, cache_member)
+    if not os.path.isfile(cache):
+        raise RuntimeError(f"loading the release did not write {cache_member}")
+    with open(cache, "rb") as f:
+        return {cands_member: text, cache_member: f.read()}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m parlai_empathy.zoo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -208,11 +253,16 @@ def main(argv=None):
     p.add_argument("--version", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--fp16", action="store_true", help="store the weights as float16")
+    p.add_argument("--candidates", default=None,
+                   help="CoBERT: ship this fixed candidate file (one per line) and its "
+                   "cached encodings")
+    p.add_argument("--candidates-dtype", default="float16", choices=["float16", "float32"])
     args = parser.parse_args(argv)
     for needed in (args.model_file, args.model_file + ".opt", args.model_file + ".dict"):
         if not os.path.isfile(needed):
             parser.error(f"{needed} does not exist")
-    path = pack(args.model_file, args.name, args.version, args.out, args.fp16)
+    path = pack(args.model_file, args.name, args.version, args.out, args.fp16,
+                args.candidates, args.candidates_dtype)
     print(f"{path}\nsha256 {sha256_of(path)}\nbytes {os.path.getsize(path)}")
     return 0
 
