@@ -24,7 +24,8 @@
   table).
 * Replies: with gold labels the predicted class (so ParlAI's teacher metrics apply); without
   (``parlai interactive``) the ``--top-k`` classes with probabilities, e.g.
-  ``joyful 0.62 | excited 0.21 | ...``; every reply carries ``top_classes``
+  ``joyful 0.62 | excited 0.21 | ...``, each chat message classified on its own; every
+  reply carries ``top_classes``
   ``[[class, probability], ...]``. :meth:`EmotionClassifierAgent.classify` does the same
   for a list of texts (``parlai empathy_label_emotions``).
 * Checkpoints: the model file holds every weight; ``<model_file>.encoder/config.json`` the
@@ -276,6 +277,16 @@ class EmotionClassifierAgent(TorchClassifierAgent):
                     "the emotion classifier needs a non-empty text"
                 )
             self._empty_input = True
+        if (
+            isinstance(text, str)
+            and not observation.get("batch_padding")
+            and not (observation.get("labels") or observation.get("eval_labels"))
+            and not observation.get("episode_done")
+        ):
+            # a chat message (no gold label) is classified on its own: it ends its episode,
+            # so neither the earlier messages nor this agent's replies enter the next text
+            observation = Message(observation)
+            observation.force_set("episode_done", True)
         return super().observe(observation)
 
     def act(self):

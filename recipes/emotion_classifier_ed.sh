@@ -41,6 +41,40 @@ if [ ! -e "$MODEL.test" ]; then
     --save-every-n-secs 600 --log-every-n-secs 120 "${TRAIN_EVAL_ARGS[@]}" \
     ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"}
 fi
+# Model selection on valid (the mean accuracy of the two views, as during training): the
+# best validated state (model) or the last periodic checkpoint (model.checkpoint), which a run
+# stopped by --max-train-time never validates. The winner is packed as the fp16 zoo release
+# (RUN_DIR/release/emotion_classifier_ed-v1.tar.gz) and the test numbers are the release's.
+SELECT="$RUN_DIR/selection.md"
+if [ ! -e "$SELECT" ]; then
+  printf '| state | valid accuracy (mean of views) | contexts | situations |\n|---|---|---|---|\n' > "$SELECT.part"
+  for STATE in model model.checkpoint; do
+    [ -e "$RUN_DIR/$STATE" ] || continue
+    .venv/bin/parlai eval_model -mf "$RUN_DIR/$STATE" -t ed_emotion,ed_emotion:situation \
+      -dt valid -bs 64 -dynb batchsort "${TEST_EVAL_ARGS[@]}" \
+      --report-filename "$RUN_DIR/valid_$STATE.json"
+    .venv/bin/python - "$RUN_DIR/valid_$STATE.json" "$STATE" >> "$SELECT.part" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["report"]
+print(f"| {sys.argv[2]} | {r['accuracy']:.4f} | {r['ed_emotion/accuracy']:.4f} | "
+      f"{r['ed_emotion:situation/accuracy']:.4f} |")
+PY
+  done
+  mv "$SELECT.part" "$SELECT"
+fi
+BEST="$(.venv/bin/python - "$SELECT" <<'PY'
+import sys
+rows = [l.split("|") for l in open(sys.argv[1]) if l.startswith("| model")]
+print(max(rows, key=lambda r: float(r[2]))[1].strip())
+PY
+)"
+echo "selected on valid: $BEST"
+.venv/bin/python -m parlai_empathy.zoo pack --model-file "$RUN_DIR/$BEST" \
+  --name emotion_classifier_ed --version v1 --out "$RUN_DIR/release" --fp16
+rm -rf "$RUN_DIR/released"
+.venv/bin/python -c "import sys; from parlai_empathy.mirror import unpack; unpack(*sys.argv[1:])" \
+  "$RUN_DIR/release/emotion_classifier_ed-v1.tar.gz" "$RUN_DIR/released"
+MODEL="$RUN_DIR/released/model"
 SUMMARY="$RUN_DIR/summary.md"
 printf '| view | classes | test examples | accuracy | weighted F1 |\n|---|---|---|---|---|\n' > "$SUMMARY"
 for VIEW in context situation; do
@@ -49,7 +83,7 @@ for VIEW in context situation; do
   for CLASSES in 32 16; do
     NAME="test_$VIEW-$CLASSES"
     .venv/bin/parlai eval_model -mf "$MODEL" -t "$TASK" --emotion-groups "$CLASSES" \
-      -dt test -bs 64 --confusion-matrix true "${TEST_EVAL_ARGS[@]}" \
+      -dt test -bs 64 -dynb batchsort --confusion-matrix true "${TEST_EVAL_ARGS[@]}" \
       --report-filename "$RUN_DIR/$NAME.json"
     .venv/bin/python - "$RUN_DIR/$NAME" "$VIEW" "$CLASSES" >> "$SUMMARY" <<'PY'
 import json, sys

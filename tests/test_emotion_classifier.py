@@ -158,28 +158,37 @@ def test_packaged_minilm_classifies_a_batch():
     assert [p for _, p in alone] == pytest.approx([p for _, p in tops[1]], abs=1e-5)
 
 
-def test_interactive_shows_top5_with_probabilities(encoder, handful, tmp_path):
-    data = write_parlai_format(tmp_path / "handful.txt", handful)
-    train_model(tiny_opt(encoder, data, tmp_path / "model", num_epochs=1))
+def chat(model_file, stdin):
     proc = subprocess.Popen(
-        [PARLAI, "interactive", "-mf", str(tmp_path / "model")],
+        [PARLAI, "interactive", "-mf", str(model_file)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )
     try:
-        out, _ = proc.communicate("I am so happy for my sister!\n\n[EXIT]\n", timeout=180)
+        out, _ = proc.communicate(stdin, timeout=180)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         raise
     assert proc.returncode == 0, out[-3000:]
-    replies = re.findall(r"\[EmotionClassifier\]: (.*)", out)
-    assert len(replies) == 2, out[-3000:]
+    return re.findall(r"\[EmotionClassifier\]: (.*)", out), out
+
+
+def test_interactive_shows_top5_with_probabilities(encoder, handful, tmp_path):
+    data = write_parlai_format(tmp_path / "handful.txt", handful)
+    train_model(tiny_opt(encoder, data, tmp_path / "model", num_epochs=1))
+    second = "My dog died last night."
+    replies, out = chat(tmp_path / "model", f"I am so happy for my sister!\n{second}\n\n[EXIT]\n")
+    assert len(replies) == 3, out[-3000:]
     top = [part.rsplit(" ", 1) for part in replies[0].split(" | ")]
     assert len(top) == 5 and all(label in emotions.ED_EMOTIONS for label, _ in top)
     probabilities = [float(p) for _, p in top]
     assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1.001
-    assert replies[1] == "(empty input: type a text to classify)"
+    assert replies[2] == "(empty input: type a text to classify)"
+    # each message is classified on its own: neither the first message nor the agent's
+    # reply to it is part of what the second reply classifies
+    alone, out = chat(tmp_path / "model", f"{second}\n")
+    assert alone == [replies[1]], out[-3000:]
 
 
 def test_32_emotion_model_reports_16_groups_as_summed_probabilities(encoder, handful, tmp_path):

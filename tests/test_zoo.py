@@ -147,3 +147,48 @@ def test_moel_zoo_release_evaluates_and_chats_with_its_emotion(mirror, datapath,
     assert replies[0][0].isupper() and " ' " not in replies[0], replies[0]
     assert not any(f" {mark}" in replies[0] for mark in ".,!?"), replies[0]
     assert "[emotion]:" in chat and "[emotion_prob]:" in chat
+
+
+# Golden numbers of the frozen emotion classifier v1 on the first 64 ED valid contexts (the
+# MoEL view, batch 16): correct predictions and the mean loss, over the 32 emotions and over
+# the 16 groups (its probabilities summed per group). Measured on the release when it was made.
+CLASSIFIER_V1_VALID64 = {32: (19, 2.60948), 16: (25, 2.09728)}
+
+
+@pytest.mark.parametrize("groups", [32, 16])
+def test_emotion_classifier_release_golden_numbers(mirror, datapath, tmp_path, groups):
+    """``zoo:empathy/emotion_classifier_ed/model`` through the real ``parlai eval_model``."""
+    import json
+
+    report_file = tmp_path / "report.json"
+    run_parlai(
+        ["eval_model", "-mf", "zoo:empathy/emotion_classifier_ed/model", "-t", "ed_emotion",
+         "-dt", "valid", "--num-examples", 64, "--batchsize", 16, "--emotion-groups", groups,
+         "--datapath", datapath, "--report-filename", report_file],
+        env={MIRROR_ENV: mirror},
+    )
+    report = json.load(open(report_file))["report"]
+    correct, loss = CLASSIFIER_V1_VALID64[groups]
+    assert report["exs"] == 64
+    assert report["accuracy"] * 64 == pytest.approx(correct)
+    assert report["loss"] == pytest.approx(loss, abs=1e-3)
+    classes = [key[len("class_"):-len("_f1")] for key in report if key.endswith("_f1")
+               and key.startswith("class_")]
+    assert len(classes) == groups
+
+
+def test_emotion_classifier_release_chats_with_top5(mirror, datapath):
+    """``parlai interactive -mf zoo:empathy/emotion_classifier_ed/model``: the top five
+    emotions with probabilities, for a text whose emotion is plain."""
+    chat = run_parlai(
+        ["interactive", "-mf", "zoo:empathy/emotion_classifier_ed/model", "--datapath", datapath],
+        stdin="My best friend forgot my birthday and I feel so sad and alone.\n",
+        env={MIRROR_ENV: mirror}, timeout=180,
+    ).stdout
+    replies = [line.split("]:", 1)[1].strip() for line in chat.splitlines()
+               if "[EmotionClassifier]:" in line]
+    assert len(replies) == 1, chat[-3000:]
+    top = [part.rsplit(" ", 1) for part in replies[0].split(" | ")]
+    probabilities = [float(p) for _, p in top]
+    assert len(top) == 5 and probabilities == sorted(probabilities, reverse=True)
+    assert {label for label, _ in top[:2]} & {"sad", "lonely", "disappointed"}, replies[0]
