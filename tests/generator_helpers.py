@@ -50,3 +50,25 @@ def ed_handful(ed_datapath, tmp_path_factory):
     path = tmp_path_factory.mktemp("ed_handful") / "ed8.txt"
     path.write_text("\n".join(lines) + "\n")
     return str(path)
+
+
+def assert_incremental_decoding_equals_full(model, enc, batch=3, beam=2, steps=5, vocab=40):
+    """Decode ``steps`` random tokens incrementally, each step continuing a random hypothesis
+    of the row's own example (beam search's reordering of the incremental state), and check
+    the last step's output equals a full decode of the same prefixes. ``enc`` holds
+    ``batch * beam`` rows (already expanded by ``reorder_encoder_states``)."""
+    generator = torch.Generator().manual_seed(0)
+    prefix = torch.ones(batch * beam, 1, dtype=torch.long)
+    state = None
+    with torch.no_grad():
+        for _ in range(steps):
+            _, state = model.decoder(prefix, enc, state)
+            picks = torch.randint(0, beam, (batch, beam), generator=generator)
+            inds = (torch.arange(batch)[:, None] * beam + picks).view(-1)
+            state = model.reorder_decoder_incremental_state(state, inds)
+            tokens = torch.randint(4, vocab, (batch * beam, 1), generator=generator)
+            prefix = torch.cat([prefix.index_select(0, inds), tokens], dim=1)
+        last, _ = model.decoder(prefix, enc, state)
+        full, _ = model.decoder(prefix, enc)
+    assert last.shape[:2] == (batch * beam, 1)
+    assert torch.allclose(last[:, 0], full[:, -1], atol=1e-5)

@@ -22,6 +22,7 @@ from parlai.core.params import ParlaiParser
 from parlai.utils.misc import str_to_msg
 
 from generator_helpers import (  # noqa: F401 (fixtures)
+    assert_incremental_decoding_equals_full,
     ed_handful,
     make_agent,
     one_thread,
@@ -231,20 +232,7 @@ def test_incremental_decoding_equals_full_under_beam_reordering(overrides):
     expand = torch.arange(3).repeat_interleave(beam)
     torch.manual_seed(0)
     enc = model.reorder_encoder_states(model.encoder(text, states), expand)
-    generator = torch.Generator().manual_seed(0)
-    prefix = torch.ones(3 * beam, 1, dtype=torch.long)
-    state = None
-    for step in range(5):
-        hidden, state = model.decoder(prefix, enc, state)
-        picks = torch.randint(0, beam, (3, beam), generator=generator)
-        inds = (torch.arange(3)[:, None] * beam + picks).view(-1)
-        state = model.reorder_decoder_incremental_state(state, inds)
-        tokens = torch.randint(4, 40, (3 * beam, 1), generator=generator)
-        prefix = torch.cat([prefix.index_select(0, inds), tokens], dim=1)
-    last, _ = model.decoder(prefix, enc, state)
-    full, _ = model.decoder(prefix, enc)
-    assert last.shape == (6, 1, 16)
-    assert torch.allclose(last[:, 0], full[:, -1], atol=1e-5)
+    assert_incremental_decoding_equals_full(model, enc, batch=3, beam=beam)
     # the encoder output travels: its rows are the expanded example's
     assert torch.equal(enc.emotion_context[1], enc.emotion_context[0])
 

@@ -20,7 +20,12 @@ import pytest
 import torch
 from parlai.core.message import Message
 
-from generator_helpers import make_agent, one_thread, random_batch  # noqa: F401 (fixture)
+from generator_helpers import (  # noqa: F401 (fixture)
+    assert_incremental_decoding_equals_full,
+    make_agent,
+    one_thread,
+    random_batch,
+)
 from parlai_cli import run_command, run_parlai
 from parlai_empathy import emotions
 from parlai_empathy.data import pec
@@ -157,20 +162,7 @@ def test_incremental_decoding_equals_full_under_beam_reordering(sparse):
     expand = torch.arange(3).repeat_interleave(beam)
     enc = model.reorder_encoder_states(model.encoder(text, states, vectors, keep), expand)
     assert enc.persona_states.shape[0] == 3 * beam
-    generator = torch.Generator().manual_seed(0)
-    prefix = torch.ones(3 * beam, 1, dtype=torch.long)
-    state = None
-    with torch.no_grad():
-        for _ in range(5):
-            hidden, state = model.decoder(prefix, enc, state)
-            picks = torch.randint(0, beam, (3, beam), generator=generator)
-            inds = (torch.arange(3)[:, None] * beam + picks).view(-1)
-            state = model.reorder_decoder_incremental_state(state, inds)
-            tokens = torch.randint(4, 40, (3 * beam, 1), generator=generator)
-            prefix = torch.cat([prefix.index_select(0, inds), tokens], dim=1)
-        last, _ = model.decoder(prefix, enc, state)
-        full, _ = model.decoder(prefix, enc)
-    assert torch.allclose(last[:, 0], full[:, -1], atol=1e-5)
+    assert_incremental_decoding_equals_full(model, enc, batch=3, beam=beam)
 
 
 def test_config_is_validated():
