@@ -48,6 +48,7 @@ _APOSTROPHE_INSIDE = re.compile(r"(?<=\w) ' (?=\w)")  # i ' m, wasn ' t, john ' 
 _HYPHEN_INSIDE = re.compile(r"(?<=\w) - (?=\w)")  # well - known
 _NUMBER_INSIDE = re.compile(r"(?<=\d) ([.,:]) (?=\d)")  # 10 , 000 / 3 . 5 / 10 : 30
 _REPEATED_MARK = re.compile(r"([.!?])(?: \1)+")  # . . . -> ...
+_DETACHED_MARKS = re.compile(r"(?<=\S) ([.!?]{2,})(?= |$)")  # that ... -> that...
 _SENTENCE_START = re.compile(r"(^|[.!?]\s+)([a-z])")
 _LONE_I = re.compile(r"\bi\b(?=$|[\s'.,!?;:])")
 
@@ -75,8 +76,10 @@ def detokenize(text: str, tokenizer: str) -> str:
         text = _APOSTROPHE_INSIDE.sub("'", text)
         text = _HYPHEN_INSIDE.sub("-", text)
         text = _NUMBER_INSIDE.sub(r"\1", text)
-        text = _REPEATED_MARK.sub(lambda m: m.group(0).replace(" ", ""), text)
-    return _treebank().detokenize(text.split())
+    # a run of one mark (". . ." from ParlAI's split, or generated "." tokens) is one token
+    text = _REPEATED_MARK.sub(lambda m: m.group(0).replace(" ", ""), text)
+    # the Treebank detokenizer attaches single marks only: attach runs too ("that...")
+    return _DETACHED_MARKS.sub(r"\1", _treebank().detokenize(text.split()))
 
 
 def display_case(text: str) -> str:

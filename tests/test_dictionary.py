@@ -50,6 +50,15 @@ def test_paper_tokens_round_trip(sentence):
     assert " ." not in text and " ," not in text
 
 
+@pytest.mark.parametrize("tokenizer", ["re", "paper", "nltk"])
+def test_generated_runs_of_one_mark_attach_to_the_word(tokenizer):
+    """An untrained generator's ". ." or a trained one's "that . . . ." (seen in MoEL v2's ED
+    test replies): one run of marks, attached like a single mark, never " .." or ". ."."""
+    assert detokenize("you . you . . you does . .", tokenizer) == "you. you.. you does.."
+    assert detokenize("sorry to hear that . . . . i am", tokenizer) == "sorry to hear that.... i am"
+    assert detokenize("really ? ! ok", tokenizer) == "really?! ok"
+
+
 def test_each_tokenizer_of_parlai_is_handled():
     assert detokenize("i ' m fine , thanks !", "re") == "i'm fine, thanks!"
     assert detokenize("i'm fine , thanks !", "split") == "i'm fine, thanks!"

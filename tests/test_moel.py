@@ -482,4 +482,4 @@ def test_cli_train_eval_and_chat(ed_datapath, tmp_path):
     assert len(replies) == 2 and "CHAT DONE" in chat
     assert chat.count("[emotion]:") == 2 and chat.count("[emotion_prob]:") == 2
     for reply in replies:  # detokenized: no token spacing before punctuation
-        assert not re.search(r" [.,!?]|\bn't\b| ' ", reply.split("]:", 1)[1]), reply
+        assert not re.search(r" [.,!?]|\bn't\b| ' ", reply.split("]:", 1)[1].strip()), reply
