@@ -31,6 +31,26 @@ def make_agent(*args):
     return create_agent(ParlaiParser(True, True).parse_args([str(a) for a in args]))
 
 
+def eval_agent(model_file, *args):
+    """A trained generator loaded for evaluation with generation on (``-dt valid``)."""
+    return make_agent("-mf", model_file, "-dt", "valid", "--skip-generation", "false", *args)
+
+
+def file_observations(agent, path, n=4):
+    """The agent's observations of the first ``n`` examples of a ParlAI-format file, their
+    labels as eval labels, each example its own episode."""
+    from parlai.core.message import Message
+    from parlai.utils.misc import str_to_msg
+
+    observations = []
+    for line in open(path).read().splitlines()[:n]:
+        msg = str_to_msg(line)
+        msg.force_set("eval_labels", msg.pop("labels"))
+        agent.reset()
+        observations.append(agent.observe(Message(msg)))
+    return observations
+
+
 @pytest.fixture(scope="module")
 def ed_handful(ed_datapath, tmp_path_factory):
     """The first 8 experiencer-side ED training examples, in ParlAI's text format."""

@@ -16,14 +16,14 @@ import re
 
 import pytest
 import torch
-from parlai.core.agents import create_agent
 from parlai.core.message import Message
 from parlai.core.params import ParlaiParser
-from parlai.utils.misc import str_to_msg
 
 from generator_helpers import (  # noqa: F401 (fixtures)
     assert_incremental_decoding_equals_full,
     ed_handful,
+    eval_agent,
+    file_observations,
     make_agent,
     one_thread,
     random_batch,
@@ -351,24 +351,9 @@ def test_tiny_mime_overfits_real_examples(overfit_model):
     assert valid["emotion_acc"].value() == 1.0
 
 
-def _eval_agent(model_file, *args):
-    return create_agent(ParlaiParser(True, True).parse_args(
-        ["-mf", model_file, "-dt", "valid", "--skip-generation", "false", *map(str, args)]))
-
-
-def _file_observations(agent, path, n=4):
-    msgs = []
-    for line in open(path).read().splitlines()[:n]:
-        msg = str_to_msg(line)
-        msg.force_set("eval_labels", msg.pop("labels"))
-        agent.reset()
-        msgs.append(agent.observe(Message(msg)))
-    return msgs
-
-
 def test_save_load_round_trip(overfit_model, tmp_path):
-    first = _eval_agent(overfit_model["model_file"], "--inference", "beam", "--beam-size", 3)
-    batch = first.batchify(_file_observations(first, overfit_model["data"]))
+    first = eval_agent(overfit_model["model_file"], "--inference", "beam", "--beam-size", 3)
+    batch = first.batchify(file_observations(first, overfit_model["data"]))
     first.model.eval()
     torch.manual_seed(0)
     with torch.no_grad():
@@ -378,7 +363,7 @@ def test_save_load_round_trip(overfit_model, tmp_path):
     assert all(r["text"] and r["emotion"] and r["polarity"] in ("positive", "negative")
                for r in replies)
     first.save(str(tmp_path / "again"))
-    second = _eval_agent(str(tmp_path / "again"), "--inference", "beam", "--beam-size", 3)
+    second = eval_agent(str(tmp_path / "again"), "--inference", "beam", "--beam-size", 3)
     second.model.eval()
     torch.manual_seed(0)
     with torch.no_grad():
@@ -387,7 +372,7 @@ def test_save_load_round_trip(overfit_model, tmp_path):
     torch.manual_seed(0)
     assert [r["text"] for r in second.batch_act(batch)] == [r["text"] for r in replies]
     with pytest.raises(RuntimeError, match="does not hold a MoEL model"):  # nor MoEL load it
-        _eval_agent(str(tmp_path / "again"), "-m", "empathy/moel")
+        eval_agent(str(tmp_path / "again"), "-m", "empathy/moel")
 
 
 @pytest.mark.parametrize("search", [
@@ -396,8 +381,8 @@ def test_save_load_round_trip(overfit_model, tmp_path):
     ["--inference", "beam", "--beam-size", 3, "--beam-selection", "rescored"],
 ])
 def test_parlai_search_strategies(overfit_model, search):
-    agent = _eval_agent(overfit_model["model_file"], *search)
-    replies = agent.batch_act(_file_observations(agent, overfit_model["data"], n=2))
+    agent = eval_agent(overfit_model["model_file"], *search)
+    replies = agent.batch_act(file_observations(agent, overfit_model["data"], n=2))
     assert all(r["text"] and r["emotion"] and r["polarity"] for r in replies)
 
 

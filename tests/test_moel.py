@@ -21,6 +21,8 @@ from parlai.core.message import Message
 from generator_helpers import (  # noqa: F401 (fixtures)
     assert_incremental_decoding_equals_full,
     ed_handful,
+    eval_agent,
+    file_observations,
     make_agent,
     one_thread,
     random_batch,
@@ -359,32 +361,16 @@ def test_tiny_moel_overfits_real_examples(overfit_model):
     assert valid["emotion_acc@5"].value() == 1.0
 
 
-def _eval_agent(model_file, *args):
-    return make_agent("-mf", model_file, "-dt", "valid", "--skip-generation", "false", *args)
-
-
-def _observations(agent, path, n=4):
-    from parlai.utils.misc import str_to_msg
-
-    msgs = []
-    for line in open(path).read().splitlines()[:n]:
-        msg = str_to_msg(line)
-        msg.force_set("eval_labels", msg.pop("labels"))
-        agent.reset()
-        msgs.append(agent.observe(Message(msg)))
-    return msgs
-
-
 def test_save_load_round_trip_and_sparse_beam_equal_dense(overfit_model, tmp_path):
-    first = _eval_agent(overfit_model["model_file"], "--inference", "beam", "--beam-size", 3)
-    batch = first.batchify(_observations(first, overfit_model["data"]))
+    first = eval_agent(overfit_model["model_file"], "--inference", "beam", "--beam-size", 3)
+    batch = first.batchify(file_observations(first, overfit_model["data"]))
     first.model.eval()
     with torch.no_grad():
         scores = first.model(*first._model_input(batch), ys=batch.label_vec)[0]
     replies = first.batch_act(batch)
     assert all(r["text"] and r["emotion"] for r in replies)
     first.save(str(tmp_path / "again"))
-    second = _eval_agent(str(tmp_path / "again"), "--inference", "beam", "--beam-size", 3)
+    second = eval_agent(str(tmp_path / "again"), "--inference", "beam", "--beam-size", 3)
     second.model.eval()
     with torch.no_grad():
         scores_again = second.model(*second._model_input(batch), ys=batch.label_vec)[0]
@@ -411,8 +397,8 @@ def test_save_load_round_trip_and_sparse_beam_equal_dense(overfit_model, tmp_pat
     ["--inference", "nucleus", "--topp", 0.9],
 ])
 def test_parlai_search_strategies(overfit_model, search):
-    agent = _eval_agent(overfit_model["model_file"], *search)
-    replies = agent.batch_act(_observations(agent, overfit_model["data"], n=2))
+    agent = eval_agent(overfit_model["model_file"], *search)
+    replies = agent.batch_act(file_observations(agent, overfit_model["data"], n=2))
     assert all(r["text"] and r["emotion"] for r in replies)
 
 
@@ -421,16 +407,16 @@ def test_beam_defaults_to_moel_s_own_stopping_rule(overfit_model):
 
     from parlai_empathy.decoding import FirstTopBeamSearch
 
-    agent = _eval_agent(overfit_model["model_file"], "--inference", "beam", "--beam-size", 5)
+    agent = eval_agent(overfit_model["model_file"], "--inference", "beam", "--beam-size", 5)
     assert agent.opt["beam_selection"] == "first_top"
     assert type(agent._treesearch_factory("cpu")) is FirstTopBeamSearch
-    agent = _eval_agent(overfit_model["model_file"], "--inference", "beam",
+    agent = eval_agent(overfit_model["model_file"], "--inference", "beam",
                         "--beam-selection", "rescored")
     assert type(agent._treesearch_factory("cpu")) is BeamSearch
 
 
 def test_empty_and_overlong_inputs(overfit_model):
-    agent = _eval_agent(overfit_model["model_file"], "--text-truncate", 24,
+    agent = eval_agent(overfit_model["model_file"], "--text-truncate", 24,
                         "--interactive-mode", "true")
     agent.observe(Message({"text": "", "episode_done": False}))
     reply = agent.act()  # MoEL answers from its CLS position alone
