@@ -144,6 +144,14 @@ class CobertAgent(TorchRankerAgent):
             "them (0: match every candidate, exact).",
         )
         group.add_argument(
+            "--inline-cache-size",
+            type=int,
+            default=20000,
+            help="Evaluating with inline candidates, keep the encodings of up to this many "
+            "distinct candidates (a 100-candidate test set reuses each about 100 times); "
+            "0: encode every candidate every time.",
+        )
+        group.add_argument(
             "--candidate-cache-dtype",
             type=str,
             default="float32",
@@ -180,6 +188,8 @@ class CobertAgent(TorchRankerAgent):
                 logging.warning("cobert: --lr-scheduler linear needs --max-train-steps; "
                                 "training with a constant learning rate")
             opt["lr_scheduler"] = "none"
+        self._inline_memo = {}  # candidate token ids -> token outputs (evaluation only)
+        self._inline_memo_size = opt.get("inline_cache_size", 20000)
         super().__init__(opt, shared)
         self.id = "CoBERT"
 
@@ -328,14 +338,54 @@ class CobertAgent(TorchRankerAgent):
             flat = cand_vecs.reshape(b * c, n)
             real = cand_mask.reshape(b * c, n).any(-1)
             cands = context.new_zeros(b * c, n, context.size(-1))
-            if real.any():
+            if real.any() and (self.model.training or self._inline_memo_size <= 0):
                 cands[real] = model.encode(flat[real], flat[real] != self.NULL_IDX)
+            elif real.any():
+                self._encode_inline_memoized(model, flat, real, cands)
             cands = cands.reshape(b, c, n, -1)  # (B, C, n, D)
         scores = model.score(context, context_mask, cands, cand_mask, persona, persona_mask)
         if cand_vecs.dim() == 3:
             # padding rows of uneven inline candidate lists never outrank a real candidate
             scores = scores.masked_fill(~cand_mask.any(-1), torch.finfo(scores.dtype).min)
         return scores
+
+    def _encode_inline_memoized(self, model, flat, real, out) -> None:
+        """Evaluation with inline candidates: ``out[i, :len]`` := the token outputs of
+        candidate row ``flat[i]`` (each ``real`` row), each distinct candidate encoded once
+        and kept (up to ``--inline-cache-size`` of them) until the weights next change.
+
+        A 100-candidate test set draws its candidates from the split's own responses, so
+        each is seen about 100 times; encoding it once makes a full-split evaluation about
+        as costly as encoding the split. Each candidate is encoded alone in its own padded
+        batch, which gives its tokens the same outputs as any other padding (masked)."""
+        memo = self._inline_memo
+        keys = {}
+        for i in real.nonzero().flatten().tolist():
+            row = flat[i]
+            keys[i] = tuple(row[row != self.NULL_IDX].tolist())
+        missing = sorted({k for k in keys.values() if k not in memo}, key=len)
+        if len(memo) + len(missing) > self._inline_memo_size:
+            memo.clear()
+            missing = sorted(set(keys.values()), key=len)
+        for start in range(0, len(missing), 64):
+            group = missing[start:start + 64]
+            width = len(group[-1])
+            ids = flat.new_full((len(group), width), self.NULL_IDX)
+            for j, key in enumerate(group):
+                ids[j, :len(key)] = torch.as_tensor(key, dtype=ids.dtype)
+            encs = model.encode(ids, ids != self.NULL_IDX)
+            for j, key in enumerate(group):
+                memo[key] = encs[j, :len(key)].detach()
+        for i, key in keys.items():
+            out[i, :len(key)] = memo[key].to(out.dtype)
+
+    def train_step(self, batch):
+        self._inline_memo.clear()  # the weights are about to change
+        return super().train_step(batch)
+
+    def load_state_dict(self, state_dict):
+        self._inline_memo.clear()
+        return super().load_state_dict(state_dict)
 
     def _rerank(self, model, context, context_mask, persona, persona_mask, cands, cand_mask,
                 top_k):

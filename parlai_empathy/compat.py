@@ -42,6 +42,7 @@ def apply():
     _train_model_resume_fixes()
     _interactive_chat()
     _train_model_interrupt_checkpoint()
+    _init_model_list_options()
 
 
 def _train_model_resume_fixes():
@@ -504,3 +505,41 @@ def _train_model_interrupt_checkpoint():
     from parlai_empathy import training
 
     training.install(train_model.TrainLoop)
+
+
+def _init_model_list_options():
+    """``--init-model`` crashes on a list option that the init model saved and this run leaves
+    unset (``TypeError: 'NoneType' object is not iterable``).
+
+    ParlAI's ``compare_init_model_opts`` (called by ``create_agent`` only to log how the two
+    option sets differ) compares a saved list with ``list(curr_opt.get(k, []))``, which fails
+    when the key is present with ``None``; every classifier has one (``--classes``, filled
+    from its label set at init). The comparison reads a copy of the current options in which
+    such a ``None`` reads as ``[]``; what the function does to ``opt`` (resolving a ``zoo:``
+    init model) is unchanged.
+    """
+    import parlai.core.agents as agents
+    from parlai.core.build_data import modelzoo_path
+    from parlai.core.opt import Opt
+
+    original = agents.compare_init_model_opts
+    if getattr(original, "_parlai_empathy_wrapped", False):
+        return
+
+    def compare_init_model_opts(opt, curr_opt):
+        init_model = opt.get("init_model")
+        if init_model is not None:
+            optfile = modelzoo_path(opt.get("datapath"), init_model) + ".opt"
+            if os.path.isfile(optfile):
+                saved = Opt.load(optfile)
+                lists = [k for k, v in saved.items() if isinstance(v, list)]
+                if any(k in curr_opt and curr_opt[k] is None for k in lists):
+                    view = dict(curr_opt)
+                    for k in lists:
+                        if k in view and view[k] is None:
+                            view[k] = []
+                    return original(opt, view)
+        return original(opt, curr_opt)
+
+    compare_init_model_opts._parlai_empathy_wrapped = True
+    agents.compare_init_model_opts = compare_init_model_opts

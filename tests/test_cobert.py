@@ -429,3 +429,55 @@ def _pack_other_model(zoo, trained, tmp_path, cands):
     opt["model"] = "empathy/emotion_classifier"
     (other.parent / "model.opt").write_text(json.dumps(opt))
     zoo.pack(str(other), "x", "v1", str(tmp_path / "out2"), candidates=str(cands))
+
+
+def test_inline_candidates_are_encoded_once_per_evaluation_and_score_the_same(
+        encoder, ed_datapath, tmp_path, monkeypatch):
+    """Evaluation with inline candidates keeps each distinct candidate's encoding: a set
+    reused across examples is encoded once, the scores equal encoding every row, and a
+    training step (new weights) forgets them."""
+    from parlai.core.message import Message
+    from parlai_empathy.modules.cobert import Cobert
+
+    pairs = ed_pairs(ed_datapath, count=16)
+    examples = with_candidates(pairs[:4], [r for _, r in pairs], 10, 0)
+    encoded = []
+    original = Cobert.encode
+
+    def counting(self, ids, mask):
+        encoded.append(ids.size(0))
+        return original(self, ids, mask)
+
+    monkeypatch.setattr(Cobert, "encode", counting)
+
+    def scores(agent):
+        observations = []
+        for text, response, cands in examples:
+            agent.reset()
+            observations.append(agent.observe(Message(
+                {"text": text, "eval_labels": [response], "label_candidates": cands,
+                 "episode_done": True})))
+        batch = agent.batchify(observations)
+        agent.model.eval()
+        _, cand_vecs, _ = agent._build_candidates(batch, source="inline", mode="eval")
+        with torch.no_grad():
+            return agent.score_candidates(batch, cand_vecs), cand_vecs
+
+    plain = make_agent(encoder, tmp_path / "model", "--inline-cache-size", "0")
+    encoded.clear()
+    every_row, cand_vecs = scores(plain)
+    assert sum(encoded) == 4 + 40  # the contexts and every candidate row
+    memo = make_agent(encoder, tmp_path / "model")
+    encoded.clear()
+    once, _ = scores(memo)
+    distinct = {tuple(r[r != memo.NULL_IDX].tolist()) for r in cand_vecs.reshape(40, -1)}
+    assert sum(encoded) == 4 + len(distinct) and len(distinct) < 40
+    torch.testing.assert_close(once, every_row, rtol=0, atol=1e-5)
+    encoded.clear()
+    again, _ = scores(memo)
+    assert sum(encoded) == 4  # all kept
+    torch.testing.assert_close(again, every_row, rtol=0, atol=1e-5)
+    memo.train_step(memo.batchify([]))  # an empty batch: no update, the memo is cleared
+    encoded.clear()
+    scores(memo)
+    assert sum(encoded) == 4 + len(distinct)

@@ -132,3 +132,18 @@ def test_final_evaluation_of_a_resumed_run_uses_the_best_model(tmp_path):
     best = min(r["ppl"] for r in stats["valid_reports"])
     # the closing evaluation sees the same 16 examples as each validation did
     assert stats["final_valid_report"]["ppl"] == pytest.approx(best, rel=1e-6)
+
+
+def test_init_model_with_a_saved_list_option_that_this_run_leaves_unset(tmp_path):
+    """A classifier saves ``classes`` (a list); a run from it as --init-model has None there."""
+    import parlai.core.agents as agents
+    from parlai.core.opt import Opt
+
+    init = tmp_path / "model"
+    Opt({"classes": ["a", "b"], "betas": [0.9, 0.999], "lr": 1.0}).save(str(init) + ".opt")
+    opt = {"init_model": str(init), "datapath": str(tmp_path), "classes": None,
+           "betas": [0.9, 0.999], "lr": 2.0}
+    before = dict(opt)
+    agents.compare_init_model_opts(opt, opt)  # ParlAI's own: TypeError on list(None)
+    assert opt == before  # options untouched (the differences are only logged)
+    assert getattr(agents.compare_init_model_opts, "_parlai_empathy_wrapped", False)
