@@ -14,7 +14,12 @@
 # (bert-base-uncased as in the paper).
 # Budget knobs: MAX_TRAIN_STEPS (default 20000, the linear schedule's horizon), TRAIN_SECS
 # (a wall-clock cap, the same for CoBERT and the bi-encoder), EVAL_EXAMPLES (evaluate only
-# the first N test examples: smoke runs), VALID_EXAMPLES (default 1000 per validation).
+# the first N test examples: smoke runs). The trained model is the last state (the learning
+# rate decays to 0 at the horizon): VALID_STEPS=N validates every N updates on
+# VALID_EXAMPLES (1000) valid examples and keeps the best state instead (ParlAI never
+# validates the updates after the last check, so a cap can leave them out).
+# ROWS (default "cobert cosine tfidf biencoder"): the rows to compute; a row whose report
+# exists is not computed again, and the table has every row with a report.
 # RELEASE_VERSION=vN also packs the zoo release with the training responses as its fixed
 # candidates (RELEASE_CANDIDATES lines, default 500: MiniLM fp16 weights are ~43 MB and each
 # candidate adds ~13 kB of fp16 encodings; the archive must stay under 50 MB).
@@ -31,26 +36,36 @@ esac
 EVAL_DATA=(-t "empathy_ranking:$DATASET" -dt test ${EVAL_EXAMPLES:+--num-examples "$EVAL_EXAMPLES"})
 EVAL=("${EVAL_DATA[@]}" -ecands inline)
 BUDGET=(--max-train-steps "$STEPS" ${TRAIN_SECS:+--max-train-time "$TRAIN_SECS"})
-VALID=(-vstep "${VALID_STEPS:-2000}" --validation-max-exs "${VALID_EXAMPLES:-1000}" -vmt hits@1 -vmm max --short-final-eval true)
+VALID=(--validation-max-exs "${VALID_EXAMPLES:-1000}" -vmt hits@1 -vmm max --short-final-eval true)
+if [ -n "${VALID_STEPS:-}" ]; then VALID+=(-vstep "$VALID_STEPS"); fi
+ROWS=" ${ROWS:-cobert cosine tfidf biencoder} "
+row() { [[ "$ROWS" == *" $1 "* ]] && [ ! -e "$RUN_DIR/eval_$1.json" ]; }
 ENCODER=(${ENCODER_PATH:+--encoder-path "$ENCODER_PATH"})
 mkdir -p "$RUN_DIR/cobert" "$RUN_DIR/biencoder"
 P=.venv/bin/parlai
 
 # 1. CoBERT
+if row cobert; then
 $P train_model -m empathy/cobert "${TASK[@]}" -mf "$RUN_DIR/cobert/model" "${ENCODER[@]}" \
   --seed 1 -bs 16 --update-freq "${UPDATE_FREQ:-1}" -cands batch -ecands inline \
   "${BUDGET[@]}" "${VALID[@]}" --save-every-n-secs 600 --log-every-n-secs 60
 $P eval_model -mf "$RUN_DIR/cobert/model" "${EVAL[@]}" -bs 8 \
   --report-filename "$RUN_DIR/eval_cobert.json"
+fi
 
 # 2. the same encoder untrained: cosine of mean-pooled outputs
+if row cosine; then
 $P eval_model -m empathy/cobert --scorer cosine "${ENCODER[@]}" "${EVAL[@]}" -bs 8 \
   --report-filename "$RUN_DIR/eval_cosine.json"
+fi
 
 # 3. TF-IDF over each example's candidates
-$P eval_model -m empathy/tfidf_ranker "${EVAL_DATA[@]}" --report-filename "$RUN_DIR/eval_tfidf.json"
+if row tfidf; then
+  $P eval_model -m empathy/tfidf_ranker "${EVAL_DATA[@]}" --report-filename "$RUN_DIR/eval_tfidf.json"
+fi
 
 # 4. ParlAI's stock bi-encoder (a small transformer from scratch), same data and budget
+if row biencoder; then
 $P train_model -m transformer/biencoder "${TASK[@]}" -mf "$RUN_DIR/biencoder/model" \
   --seed 1 -bs 32 -cands batch -ecands inline --n-layers 2 --n-heads 4 \
   --embedding-size 256 --ffn-size 1024 --dict-tokenizer bpe --dict-lower true \
@@ -59,12 +74,15 @@ $P train_model -m transformer/biencoder "${TASK[@]}" -mf "$RUN_DIR/biencoder/mod
   --save-every-n-secs 600 --log-every-n-secs 60
 $P eval_model -mf "$RUN_DIR/biencoder/model" "${EVAL[@]}" -bs 8 \
   --report-filename "$RUN_DIR/eval_biencoder.json"
+fi
 
-.venv/bin/python -m parlai_empathy.ranking_table --out "$RUN_DIR/results.md" \
-  "CoBERT (fine-tuned)=$RUN_DIR/eval_cobert.json" \
-  "encoder, no fine-tuning (cosine)=$RUN_DIR/eval_cosine.json" \
-  "TF-IDF=$RUN_DIR/eval_tfidf.json" \
-  "transformer/biencoder (ParlAI)=$RUN_DIR/eval_biencoder.json"
+TABLE=()
+for ROW in "CoBERT (fine-tuned)=cobert" "encoder, no fine-tuning (cosine)=cosine" \
+    "TF-IDF=tfidf" "transformer/biencoder (ParlAI)=biencoder"; do
+  REPORT="$RUN_DIR/eval_${ROW##*=}.json"
+  if [ -e "$REPORT" ]; then TABLE+=("${ROW%=*}=$REPORT"); fi
+done
+.venv/bin/python -m parlai_empathy.ranking_table --out "$RUN_DIR/results.md" "${TABLE[@]}"
 
 if [ -n "${RELEASE_VERSION:-}" ] && [ "$DATASET" = ed ]; then
   # the release's chat candidates: the first distinct training responses
