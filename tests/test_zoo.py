@@ -192,3 +192,41 @@ def test_emotion_classifier_release_chats_with_top5(mirror, datapath):
     probabilities = [float(p) for _, p in top]
     assert len(top) == 5 and probabilities == sorted(probabilities, reverse=True)
     assert {label for label, _ in top[:2]} & {"sad", "lonely", "disappointed"}, replies[0]
+
+
+# Golden numbers of the frozen CoBERT v1 release on the first 16 ED test examples of
+# -t empathy_ranking:ed (100 candidates each, batch 8): gold ranked first, and the MRR.
+# Measured on the release when it was made.
+COBERT_V1_TEST16 = {"hits@1": 8, "mrr": 0.60576}
+
+
+def test_cobert_release_golden_numbers_and_chat(mirror, datapath, tmp_path):
+    """``zoo:empathy/cobert_ed/model`` through the real CLI: 100-candidate ranking on ED
+    test, then a chat answered from the candidates shipped with the release (their
+    encodings are shipped too: nothing is re-encoded)."""
+    import json
+
+    env = {MIRROR_ENV: mirror}
+    report_file = tmp_path / "report.json"
+    run_parlai(
+        ["eval_model", "-mf", "zoo:empathy/cobert_ed/model", "-t", "empathy_ranking:ed",
+         "-dt", "test", "-ecands", "inline", "--num-examples", 16, "--batchsize", 8,
+         "--datapath", datapath, "--report-filename", report_file],
+        env=env, timeout=300,
+    )
+    report = json.load(open(report_file))["report"]
+    assert report["exs"] == 16
+    assert report["hits@1"] * 16 == pytest.approx(COBERT_V1_TEST16["hits@1"])
+    assert report["mrr"] == pytest.approx(COBERT_V1_TEST16["mrr"], abs=1e-4)
+    folder = os.path.join(datapath, "models", "empathy", "cobert_ed")
+    shipped = open(os.path.join(folder, "model.cands.txt"), encoding="utf-8").read()
+    cache = os.path.join(folder, "model.cands.cobert-encs")
+    before = os.stat(cache).st_mtime_ns
+    chat = run_parlai(
+        ["interactive", "-mf", "zoo:empathy/cobert_ed/model", "--datapath", datapath],
+        stdin="I finally passed my driving test after three tries!\n", env=env, timeout=180,
+    ).stdout
+    replies = [line.split("]:", 1)[1].strip() for line in chat.splitlines()
+               if "[CoBERT]:" in line]
+    assert len(replies) == 1 and replies[0] in shipped.splitlines(), chat[-3000:]
+    assert os.stat(cache).st_mtime_ns == before  # the shipped encodings were used as they are
