@@ -481,3 +481,32 @@ def test_inline_candidates_are_encoded_once_per_evaluation_and_score_the_same(
     encoded.clear()
     scores(memo)
     assert sum(encoded) == 4 + len(distinct)
+
+
+def test_candidate_benchmark_runs_and_reranking_answers_as_exact_inside_its_shortlist(
+        encoder, ed_datapath):
+    """``benchmarks/cobert_candidates.py`` (the README's speed numbers) on a tiny encoder:
+    it prints the timings, and its re-ranking check finds the same top reply as exact scoring
+    exactly when exact scoring's top reply is inside the pooled dot-product shortlist."""
+    import re
+    import sys
+
+    from parlai_cli import run_command
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = run_command(
+        [sys.executable, os.path.join(repo, "benchmarks", "cobert_candidates.py"),
+         "--encoder-path", encoder, "--candidates", "60", "--n", "2", "--n-uncached", "1",
+         "--warmup", "1", "--rerank-top-k", "5", "--agreement", "8", "--threads", "1",
+         "--datapath", ed_datapath], timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+    out = result.stdout
+    assert "60 fixed candidates, rerank top-k 5" in out
+    assert re.search(r"with cached encodings: median [\d.]+ ms, p90 [\d.]+ ms over 2 replies", out)
+    assert re.search(r"ratio \(re-encoding / cached\): [\d.]+x", out)
+    found = re.search(r"over 8 more contexts: same top reply (\d+)/8 .*shortlist (\d+)/8; "
+                      r"its shortlist rank: median \d+, max (\d+)", out)
+    assert found, out[-2000:]
+    same, inside, worst = (int(g) for g in found.groups())
+    assert same == inside
+    assert (worst < 5) == (inside == 8)
