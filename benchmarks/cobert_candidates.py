@@ -5,8 +5,8 @@ The candidates are the first distinct ED training responses (MoEL's view), the c
 speaker's first turn of ED test conversations. The agent is loaded as ``parlai interactive``
 loads it (``-ecands fixed``; the cache is built once, beside the model file or, without
 ``-mf``, in a temporary folder removed at the end). Timed: ``observe`` + ``act`` (scoring
-and sorting every candidate) with the cache, ``--n`` times after ``--warmup``; then the same with the
-candidates re-encoded at each reply (``--n-uncached`` times; always exact, no re-ranking).
+and sorting every candidate) with the cache, ``--n`` times after ``--warmup``; then the same
+with the candidates re-encoded at each reply (``--n-uncached`` times; always exact, no re-ranking).
 Prints the medians, their ratio, the 90th percentile with the cache, the settings and the
 thread count. With ``--rerank-top-k K`` and ``--agreement N``, also how often re-ranking
 answers what exact scoring answers: for N more test contexts (after the timed ones) the
