@@ -54,6 +54,12 @@ def _train_model_resume_fixes():
     against ``--validation-patience``: every interruption costs a validation and one unit of
     patience. The counter is restored from the last validation report.
 
+    It also starts its "the best model is saved" flag at False, and a run that ends without
+    saving a model saves its last state as ``MODEL``: a resumed run whose validations never
+    beat the best from before the pause replaced that best model with its last state. A
+    resumed run whose ``.trainstats`` hold a best validation value and whose ``MODEL`` exists
+    starts with the flag set.
+
     Resuming from ``MODEL.checkpoint`` also saves ``init_model: MODEL.checkpoint`` into
     ``MODEL.opt``; the final valid/test evaluation, which reloads "the best validation model"
     from ``MODEL.opt`` with ``--load-from-checkpoint`` still on, then loads the last
@@ -74,6 +80,9 @@ def _train_model_resume_fixes():
             steps = self.valid_reports[-1].get("train_steps")
             if isinstance(steps, int) and 0 <= steps <= self._train_steps:
                 self._last_valid_steps = steps
+            if self.best_valid is not None and self.opt.get("model_file") and os.path.isfile(
+                    self.opt["model_file"]):
+                self.saved = True
         model_file = self.opt.get("model_file")
         resumed = model_file and self.opt.get("init_model") == model_file + ".checkpoint"
         if resumed and not is_distributed():

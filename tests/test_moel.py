@@ -311,6 +311,95 @@ def test_label_smoothed_loss_equals_a_hand_computation(reduction):
     assert loss.item() == pytest.approx(float(expected), rel=1e-5)
 
 
+MIME_TINY_AGENT = [
+    "-m", "empathy/mime", "--embedding-size", 16, "--hidden-size", 16, "--key-depth", 8,
+    "--value-depth", 8, "--filter-size", 16, "--latent-size", 8, "--embedding-file", "none",
+]
+
+
+@pytest.mark.parametrize("model_args", [[*TINY_AGENT, "--oracle-schedule", 0], MIME_TINY_AGENT],
+                         ids=["moel", "mime"])
+def test_training_loss_scores_label_positions_only_with_the_same_loss_and_gradients(
+        model_args):
+    # a training step projects only the real label tokens to the vocabulary (padding is
+    # most of a batch's label positions); the loss, every gradient and every metric must be
+    # those of the full (B, T, V) computation that evaluation still uses
+    agent = make_agent(*model_args, "-dt", "train", "--learningrate", 1e-3,
+                       "--lr-scheduler", "none")
+    observations = []
+    for text, label, emotion in (("i got the job", "wow", "joyful"),
+                                 ("my cat died", "oh no , that is so sad to hear", "sad"),
+                                 ("i won a prize", "that is great", "proud")):
+        agent.reset()
+        observations.append(agent.observe(Message({
+            "text": text, "labels": [label], "emotion": emotion, "episode_done": True})))
+    batch = agent.batchify(observations)
+    real_tokens = int(batch.label_vec.ne(agent.NULL_IDX).sum())
+    assert real_tokens < batch.label_vec.numel()  # ragged: there is padding to skip
+    projected = []
+    hook = agent.model.output_proj.register_forward_hook(
+        lambda module, args, out: projected.append(tuple(args[0].shape)))
+    agent.model.train()
+
+    def step(flat):
+        agent.model.zero_grad(set_to_none=True)
+        agent._local_metrics.clear()
+        torch.manual_seed(0)  # (MIME samples its latent emotion)
+        loss = agent.compute_loss(batch) if flat else agent.compute_loss(
+            batch, return_output=True)[0]
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in agent.model.named_parameters()}
+        metrics = {k: [m.value() for m in v] for k, v in agent._local_metrics.items()}
+        return loss.item(), grads, metrics
+
+    flat_loss, flat_grads, flat_metrics = step(flat=True)
+    full_loss, full_grads, full_metrics = step(flat=False)
+    hook.remove()
+    assert projected[0] == (real_tokens, 16)  # flat: the real positions only
+    assert projected[1] == (*batch.label_vec.shape, 16)
+    assert flat_loss == pytest.approx(full_loss, rel=1e-6)
+    assert flat_grads.keys() == full_grads.keys()
+    for name in full_grads:
+        assert torch.allclose(flat_grads[name], full_grads[name], rtol=1e-5, atol=1e-7), name
+    assert flat_metrics.keys() == full_metrics.keys() and "token_acc" in flat_metrics
+    for name in full_metrics:
+        assert flat_metrics[name] == pytest.approx(full_metrics[name], rel=1e-6), name
+
+
+def test_adam_is_the_originals_plain_adam_fused_and_loads_an_unfused_state():
+    # ParlAI turns AMSGrad on for every adam; the originals' Adam has none
+    from parlai_empathy.emotion_generator import PaperAdam
+
+    agent = make_agent(*TINY_AGENT, "-dt", "train", "--learningrate", 1e-3,
+                       "--lr-scheduler", "none")
+    assert isinstance(agent.optimizer, PaperAdam)
+    assert agent.optimizer.param_groups[0]["fused"] is True
+    assert agent.optimizer.param_groups[0]["amsgrad"] is False
+    params = [p for p in agent.model.parameters() if p.requires_grad]
+    plain_params = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    group = agent.optimizer.param_groups[0]  # (the lr is the warm-up's first)
+    plain = torch.optim.Adam(plain_params, lr=group["lr"], betas=group["betas"],
+                             eps=group["eps"])
+    assert group["betas"] == (0.9, 0.98) and group["eps"] == 1e-9
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        for p, q in zip(params, plain_params):
+            p.grad = torch.randn(p.shape, generator=generator)
+            q.grad = p.grad.clone()
+        agent.optimizer.step()
+        plain.step()
+    for p, q in zip(params, plain_params):
+        assert torch.allclose(p, q, rtol=1e-6, atol=1e-7)
+    # a checkpoint written by a plain Adam (older runs): its state loads, the step stays fused
+    agent.init_optim(params, optim_states=plain.state_dict(), saved_optim_type="adam")
+    assert [g["fused"] for g in agent.optimizer.param_groups] == [True]
+    assert float(agent.optimizer.state[params[0]]["step"]) == 3.0
+    for p in params:
+        p.grad = torch.ones_like(p)
+    agent.optimizer.step()
+    assert float(agent.optimizer.state[params[0]]["step"]) == 4.0
+
+
 def test_missing_and_unknown_emotions_give_clear_errors():
     agent = make_agent(*TINY_AGENT, "-dt", "train")
     agent.observe(Message({"text": "hello", "labels": ["hi"], "episode_done": True}))
@@ -445,7 +534,8 @@ def test_cli_train_eval_and_chat(ed_datapath, tmp_path):
          "--beam-size", 2, "--label-truncate", 12],
         env=ONE_THREAD,
     ).stdout
-    assert "dictionary tokens" in log and "found in glove-6b-50d (50-d)" in log
+    # the default vectors: the 300-d word2vec (scripts/setup_env.sh fetches them)
+    assert "dictionary tokens" in log and "found in word2vec-bolukbasi-300 (300-d)" in log
     # the papers' token space, saved with the model (the dictionary holds NLTK's "n't")
     assert json.load(open(f"{model_file}.opt"))["dict_tokenizer"] == "paper"
     assert "n't" in {line.split("\t")[0] for line in open(f"{model_file}.dict")}

@@ -23,6 +23,7 @@ A model family adds its own file (``moel.py``) with a config subclassing
 Shapes: ``B`` batch, ``L`` context length, ``S = 1 + L`` (with CLS), ``D`` hidden size,
 ``E`` number of emotions.
 """
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import NamedTuple, Optional, Tuple
@@ -233,6 +234,34 @@ class EmotionGeneratorModel(TorchGeneratorModel):
     def output(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """Hidden states (B, T, D) -> vocabulary logits (B, T, V)."""
         return self.output_proj(hidden_states)
+
+    @contextlib.contextmanager
+    def scoring_positions(self, positions: torch.Tensor):
+        """Within this block, :meth:`decode_forced` scores only the label positions where
+        ``positions`` (B, T) is true and returns flat logits (N, V) and predictions (N,), in
+        row-major order (``labels[positions]``'s order).
+
+        The vocabulary projection and its softmax are most of a training step, and a batch's
+        labels are padded to its longest: a loss that ignores the padding gets the same value
+        and gradients from the real positions alone. (The agent sets it on the module itself,
+        so it also holds under DDP's wrapper.)"""
+        self._scoring_positions = positions
+        try:
+            yield
+        finally:
+            self._scoring_positions = None
+
+    def decode_forced(self, encoder_states, ys):
+        positions = getattr(self, "_scoring_positions", None)
+        if positions is None:
+            return super().decode_forced(encoder_states, ys)
+        if (ys[:, 0] == self.START_IDX).any():
+            raise AssertionError("decode_forced: the label starts with the START token, "
+                                 "which decode_forced adds itself")
+        inputs = self._get_initial_forced_decoder_input(ys.size(0), ys[:, :-1])
+        latent, _ = self.decoder(inputs, encoder_states)  # (B, T, D)
+        logits = self.output(latent[positions])  # (N, V)
+        return logits, logits.argmax(dim=-1)
 
     def reset_parameters(self):
         """The originals' initialisation: Xavier-uniform for every matrix (and convolution
