@@ -34,6 +34,7 @@ leaves the target as it was. Weights are read with the project's safe loader: lo
 point never runs code from it.
 """
 import argparse
+import gzip
 import hashlib
 import io
 import json
@@ -187,9 +188,7 @@ def pack(model_file: str, out: str) -> dict:
     partial = out + ".part"
     try:
         with open(partial, "wb") as raw:
-            # gzip level 6, no timestamps: the same run gives the same bytes
-            import gzip
-
+            # gzip level 6, no timestamp in its header
             with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=6) as gz:
                 with tarfile.open(fileobj=gz, mode="w") as tar:
                     for name in sorted(members):
