@@ -237,6 +237,8 @@ def unpack_into(archive: str, model_file: str) -> dict:
     """
     import torch
 
+    from parlai_empathy.zoo import cast_floats
+
     folder = os.path.dirname(os.path.abspath(model_file))
     base = os.path.basename(model_file)
     for existing in (model_file, model_file + ".checkpoint", model_file + ".trainstats"):
@@ -258,11 +260,7 @@ def unpack_into(archive: str, model_file: str) -> dict:
             if name in ("model", "model.checkpoint"):
                 path = os.path.join(staging, name)
                 states = load_checkpoint(path)
-                states["model"] = {
-                    key: value.float() if torch.is_tensor(value) and value.is_floating_point()
-                    else value
-                    for key, value in states["model"].items()
-                }
+                states["model"] = cast_floats(states["model"], torch.float32)
                 torch.save(states, path)
         # weights first, the .trainstats (what makes ParlAI resume) last
         ordered = sorted(names, key=lambda n: (n.endswith(".trainstats"), n))

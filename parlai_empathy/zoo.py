@@ -113,16 +113,23 @@ def _populate(release: ZooRelease, staging: str) -> None:
 
 
 def half_precision(weights):
-    """``weights`` with floating-point tensors as float16, each storage converted once.
+    """``weights`` with floating-point tensors as float16 (see :func:`cast_floats`)."""
+    import torch
+
+    return cast_floats(weights, torch.float16)
+
+
+def cast_floats(weights, dtype):
+    """``weights`` with floating-point tensors as ``dtype``, each storage converted once.
 
     A state dict names a shared tensor once per module holding it (MoEL's word embeddings:
     ``embeddings.``, ``encoder.embeddings.`` and ``decoder.embeddings.table.weight``), all
     views of one storage, which ``torch.save`` writes once. Converting key by key would make
-    independent copies, stored three times; here the aliases stay views of one float16 storage.
+    independent copies, stored three times; here the aliases stay views of one storage.
     """
     import torch
 
-    halves = {}  # (storage address, dtype) -> the whole storage as a flat float16 tensor
+    converted_storages = {}  # (storage address, dtype) -> the whole storage, converted
     converted = {}
     for key, tensor in weights.items():
         if not torch.is_tensor(tensor) or not tensor.is_floating_point():
@@ -130,14 +137,14 @@ def half_precision(weights):
             continue
         storage = tensor.untyped_storage()
         if storage.nbytes() == 0:
-            converted[key] = tensor.half()
+            converted[key] = tensor.to(dtype)
             continue
         ident = (storage.data_ptr(), tensor.dtype)
-        if ident not in halves:
+        if ident not in converted_storages:
             whole = torch.empty(0, dtype=tensor.dtype)
             whole.set_(storage, 0, (storage.nbytes() // tensor.element_size(),))
-            halves[ident] = whole.half()
-        converted[key] = halves[ident].as_strided(
+            converted_storages[ident] = whole.to(dtype)
+        converted[key] = converted_storages[ident].as_strided(
             tensor.size(), tensor.stride(), tensor.storage_offset()
         )
     return converted
