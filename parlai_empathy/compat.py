@@ -42,6 +42,7 @@ def apply():
     _train_model_resume_fixes()
     _interactive_chat()
     _train_model_interrupt_checkpoint()
+    _best_after_updates()
     _init_model_list_options()
 
 
@@ -514,6 +515,16 @@ def _train_model_interrupt_checkpoint():
     from parlai_empathy import training
 
     training.install(train_model.TrainLoop)
+
+
+def _best_after_updates():
+    """``--best-after-updates``: the originals' model selection (see
+    :mod:`parlai_empathy.early_stopping`); installed after the resume fixes, so a resumed
+    run's best value and impatience are recounted last."""
+    import parlai.scripts.train_model as train_model
+    from parlai_empathy import early_stopping
+
+    early_stopping.install(train_model.TrainLoop)
 
 
 def _init_model_list_options():

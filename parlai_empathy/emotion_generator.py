@@ -81,7 +81,7 @@ from parlai.utils.io import PathManager
 from parlai.utils.misc import warn_once
 from parlai.utils.torch import padded_tensor
 
-from parlai_empathy import emotions
+from parlai_empathy import early_stopping, emotions
 from parlai_empathy.chat import ChatMixin
 from parlai_empathy.decoding import BEAM_SELECTIONS, FirstTopBeamSearch
 from parlai_empathy.dictionary import PAPER_TOKENIZER, EmpathyDictionaryAgent
@@ -212,6 +212,7 @@ class EmotionGeneratorAgent(
                            "--embedding-size gets a learned projection.")
         group.add_argument("--word-vector-size", type=int, default=None, hidden=True,
                            help="Size of the embedding table; set from --embedding-file.")
+        early_stopping.add_cmdline_args(group)
         group.add_argument("--input-dropout", type=float, default=0.0,
                            help="Dropout on the embeddings.")
         group.add_argument("--dropout", type=float, default=0.0,

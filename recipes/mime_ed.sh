@@ -11,10 +11,10 @@
 # self-attentive emotion input with the gated combination, Noam warm-up 8000 with Adam(0.9,
 # 0.98, 1e-9), batch 16, gradient norm clipped at 2.0, label smoothing 0.1.
 # Early stopping: the original validates every 1,000 updates and stops at the third check
-# without a ppl gain, counting only checks from update 10,000 on. ParlAI has no "not before"
-# option: -vstep 1000 -vp 3 counts the earlier checks too, which is the same rule as long as
-# valid ppl improves at each of the first ten checks (look for "did not beat" before update
-# 10,000 in the log to see whether it did not).
+# without a ppl gain, comparing only checks after update 10,000 (its main.py skips the
+# comparison while n_iter < 10000): --best-after-updates 10000 (parlai_empathy/early_stopping.py)
+# reports and checkpoints the earlier checks but neither keeps them as the best model nor
+# counts them toward -vp 3.
 # MAX_TRAIN_STEPS=N stops after N updates instead (for a CPU budget).
 # Word vectors: the packaged GloVe 6B 50-d (projected to 300); pass
 # EMBEDDING_FILE=/path/glove.6B.300d.txt for the paper's 300-d vectors.
@@ -31,7 +31,7 @@ fi
 .venv/bin/parlai train_model -m empathy/mime -t empathetic_dialogues \
   --train-experiencer-only true -mf "$RUN_DIR/model" -df "$RUN_DIR/model.dict" \
   --seed 1234 --batchsize 16 "${EMBEDDING_ARGS[@]}" \
-  -vstep 1000 -vp 3 -vmt ppl -vmm min --skip-generation true \
+  -vstep 1000 -vp 3 --best-after-updates 10000 -vmt ppl -vmm min --skip-generation true \
   --save-every-n-secs 600 --log-every-n-secs 60 ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"}
 
 # Numbers on the full test split, beam 5 and greedy.

@@ -7,7 +7,8 @@
 #   PARLAI_EMPATHY_MIRROR=../shared/data nohup bash recipes/moel16_ed.sh [RUN_DIR] [MOEL32_DIR] &
 #
 # Same as recipes/moel_ed.sh (ED, --train-experiencer-only true, seed 1234, batch 16, Noam
-# warm-up 8000, validation every 2000 steps, patience 3 on ppl, beam 5 and greedy on the full
+# warm-up 8000, validation every 2000 steps, patience 3 on ppl counted after 13,000 updates
+# (BEST_AFTER=N changes that; 0: ParlAI's rule), beam 5 and greedy on the full
 # test split) except --emotion-groups 16: 16 listeners + the shared one, the classifier over
 # the 16 groups, ED's 32 labels mapped to their group (parlai_empathy.emotions). The packed
 # release is moel16_ed-$RELEASE_VERSION (zoo:empathy/moel16_ed/model once published).
@@ -37,7 +38,7 @@ fi
 "$PARLAI" train_model -m empathy/moel --emotion-groups 16 -t empathetic_dialogues \
   --train-experiencer-only true -mf "$RUN_DIR/model" -df "$RUN_DIR/model.dict" \
   --seed 1234 --batchsize 16 "${EMBEDDING_ARGS[@]}" "${MODEL_EXTRA[@]}" "${DATA[@]}" \
-  -vstep "${VSTEP:-2000}" -vp 3 -vmt ppl -vmm min --skip-generation true \
+  -vstep "${VSTEP:-2000}" -vp 3 --best-after-updates "${BEST_AFTER:-13000}" -vmt ppl -vmm min --skip-generation true \
   --save-every-n-secs 600 --log-every-n-secs 60 \
   ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"}
 

@@ -8,7 +8,9 @@
 # Data: ED, MoEL's view (listener turns as labels: --train-experiencer-only true), seed 1234.
 # Official set-up (ANCHORS.md): sizes are the agent's defaults (300-d, 1 layer, 2 heads, key/
 # value depth 40, filter 50, top-5 gating), Noam warm-up 8000 with Adam(0.9, 0.98, 1e-9),
-# batch 16, validate every 2000 steps and stop after 3 checks without a ppl gain. Dictionary:
+# batch 16, validate every 2000 steps and stop after 3 checks without a ppl gain, comparing
+# only checks after update 13,000 (the original's main.py skips the comparison while
+# n_iter < 13000: --best-after-updates 13000, parlai_empathy/early_stopping.py). Dictionary:
 # the papers' token space (the agent's default --dict-tokenizer paper), so ppl is per paper token.
 # MAX_TRAIN_STEPS=N stops after N updates instead (for a CPU budget); RELEASE_VERSION names
 # the packed release (default v1).
@@ -41,7 +43,8 @@ fi
 .venv/bin/parlai train_model -m empathy/moel -t empathetic_dialogues \
   --train-experiencer-only true -mf "$RUN_DIR/model" -df "$RUN_DIR/model.dict" \
   --seed 1234 --batchsize 16 "${EMBEDDING_ARGS[@]}" \
-  -vstep 2000 -vp 3 -vmt ppl -vmm min --skip-generation true --save-after-valid true \
+  -vstep 2000 -vp 3 --best-after-updates 13000 -vmt ppl -vmm min --skip-generation true \
+  --save-after-valid true \
   --save-every-n-secs 600 --log-every-n-secs 60 ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"}
 if [ -n "${TRAIN_ONLY:-}" ]; then exit 0; fi
 
