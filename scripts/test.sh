@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up .venv from the repo's files and run the whole test suite (extra args go to pytest).
+# Set up .venv from the repo's files and run the whole test suite (extra args go to pytest),
+# in parallel on the machine's cores (below).
 #
 #   bash scripts/test.sh [PYTEST ARGS]       e.g. bash scripts/test.sh tests/test_chat.py -q
 #
@@ -13,4 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 bash scripts/install_chromium.sh
-exec .venv/bin/pytest "$@"
+# One pytest-xdist worker per CPU core, at most 4 (PYTEST_WORKERS=N sets it; 0: one process),
+# a file's tests on one worker (their module fixtures are built once).
+WORKERS="${PYTEST_WORKERS:-$(nproc 2>/dev/null || echo 1)}"
+if [ "$WORKERS" -gt 4 ]; then WORKERS=4; fi
+exec .venv/bin/pytest -n "$WORKERS" --dist loadfile "$@"

@@ -1,10 +1,23 @@
 """Shared fixtures: the data mirror, fresh datapaths, and the installed package check."""
 import os
 
-import pytest
+# Under pytest-xdist (scripts/test.sh runs one worker per core) every worker is one busy
+# process: torch in it and in the commands it spawns gets one thread (two workers with two
+# threads each on two cores oversubscribe them, and OpenMP's spinning barriers then slow both
+# several-fold), and each worker gets its own ParlAI datapath, so that two workers never
+# unpack the same zoo archive or build the same data folder at once. Set before anything
+# imports torch; the spawned commands inherit both.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _WORKER:
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
+    if os.environ.get("PARLAI_DATAPATH"):
+        os.environ["PARLAI_DATAPATH"] = os.path.join(os.environ["PARLAI_DATAPATH"], _WORKER)
 
-import parlai_empathy
-from parlai_empathy.mirror import MIRROR_ENV
+import pytest  # noqa: E402
+
+import parlai_empathy  # noqa: E402
+from parlai_empathy.mirror import MIRROR_ENV  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -278,7 +278,7 @@ def test_eval_model_reports_and_saves_the_suite(tmp_path):
     common = ["-t", "integration_tests", "--datapath", tmp_path / "data"]
     run_parlai(
         ["train_model", "-m", "empathy/tiny_generator", "-mf", model, "--max-train-steps", 50,
-         "--eval-batchsize", 100, *common],
+         "--eval-batchsize", 100, "--seed", 1234, *common],
         timeout=300,
     )
     report_file = tmp_path / "report.json"

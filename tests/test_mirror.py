@@ -1012,7 +1012,12 @@ def test_signal_during_slow_download_leaves_no_staging(server, tmp_path, signum)
             time.sleep(0.05)
         assert [d for d in dot_folders(str(datapath)) if d.startswith(".esconv.building-")]
         proc.send_signal(signum)
-        output = proc.communicate(timeout=30)[0].decode()
+        try:
+            output = proc.communicate(timeout=30)[0].decode()
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail("the build did not end within 30 s of the signal; its output:\n"
+                        + proc.communicate()[0].decode())
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
