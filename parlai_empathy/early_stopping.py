@@ -90,7 +90,12 @@ def _recount(loop) -> None:
 
 
 def _validate_without_comparing(loop, start: int) -> bool:
-    """ParlAI's validation (evaluate, report, history, checkpoint) without selection."""
+    """ParlAI's validation (evaluate, report, history, checkpoint) without selection.
+
+    These are the steps of ``TrainLoop.validate`` up to its comparison, done here rather than
+    by calling it with the best value and impatience swapped out, because its checkpoint save
+    writes both into ``.trainstats``. ParlAI's tensorboard / wandb / clearml loggers are not
+    given these early validations (the printed report and ``.trainstats`` have them)."""
     from parlai.core.metrics import dict_report
     from parlai.scripts.train_model import load_eval_worlds
     from parlai.utils import logging

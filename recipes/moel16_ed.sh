@@ -38,7 +38,8 @@ fi
 "$PARLAI" train_model -m empathy/moel --emotion-groups 16 -t empathetic_dialogues \
   --train-experiencer-only true -mf "$RUN_DIR/model" -df "$RUN_DIR/model.dict" \
   --seed 1234 --batchsize 16 "${EMBEDDING_ARGS[@]}" "${MODEL_EXTRA[@]}" "${DATA[@]}" \
-  -vstep "${VSTEP:-2000}" -vp 3 --best-after-updates "${BEST_AFTER:-13000}" -vmt ppl -vmm min --skip-generation true \
+  -vstep "${VSTEP:-2000}" -vp 3 --best-after-updates "${BEST_AFTER:-13000}" \
+  -vmt ppl -vmm min --skip-generation true \
   --save-every-n-secs 600 --log-every-n-secs 60 \
   ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"}
 

@@ -15,7 +15,7 @@ import json
 
 from parlai.scripts.eval_model import EvalModel
 
-import parlai.agents.empathy.moel as moel_agent  # noqa: F401 (registers empathy/moel)
+import parlai.agents.empathy.moel as moel_agent
 
 
 def evaluate(model_file: str, datatype: str, num_examples: int) -> dict:
