@@ -26,6 +26,8 @@ What it keeps, and what it does not:
 
 When the run's last checkpoint is ahead of its best validated model (the last validation did
 not improve), both are kept: ParlAI continues from the checkpoint and still ends on the best.
+A run that has compared no validation yet (``--best-after-updates``) and was stopped before
+its end has no ``MODEL``: its last checkpoint alone is packed (``best_train_steps`` is null).
 
 The archive is written to a temporary name and renamed (never half-written); unpacking checks
 every member's sha256, refuses a folder that already holds a run, writes into a temporary
@@ -123,18 +125,22 @@ def pack(model_file: str, out: str) -> dict:
     :raises ResumePointError: when the run has no validated model, or a file is unreadable or
         inconsistent.
     """
-    if not os.path.isfile(model_file) or not os.path.isfile(model_file + ".trainstats"):
-        raise ResumePointError(
-            f"{model_file}: no saved model with its .trainstats (a resume point starts from a "
-            "run that has validated at least once)"
-        )
-    states = {"": _load_states(model_file)}
-    stats_files = {}  # where a state's .trainstats is read from, when not beside it
     checkpoint = model_file + ".checkpoint"
-    if os.path.isfile(checkpoint) and os.path.isfile(checkpoint + ".trainstats"):
+    has_model = os.path.isfile(model_file) and os.path.isfile(model_file + ".trainstats")
+    has_checkpoint = os.path.isfile(checkpoint) and os.path.isfile(checkpoint + ".trainstats")
+    if not has_model and not has_checkpoint:
+        raise ResumePointError(
+            f"{model_file}: no saved model or checkpoint with its .trainstats (a resume point "
+            "starts from a run that has validated at least once)"
+        )
+    # MODEL is missing while no validation has been compared yet (--best-after-updates) in a
+    # run stopped before its end: the checkpoint alone is the run
+    states = {"": _load_states(model_file)} if has_model else {}
+    stats_files = {}  # where a state's .trainstats is read from, when not beside it
+    if has_checkpoint:
         checkpoint_states = _load_states(checkpoint)
-        if (checkpoint_states["number_training_updates"]
-                > states[""]["number_training_updates"]):
+        if not has_model or (checkpoint_states["number_training_updates"]
+                             > states[""]["number_training_updates"]):
             states[".checkpoint"] = checkpoint_states
         elif (checkpoint_states["number_training_updates"]
                 == states[""]["number_training_updates"]):
@@ -176,7 +182,8 @@ def pack(model_file: str, out: str) -> dict:
         "train_steps": stats.get("train_steps"),
         "total_epochs": stats.get("total_epochs"),
         "best_valid": stats.get("best_valid"),
-        "best_train_steps": states[""]["number_training_updates"],
+        # None: no validation compared yet, no MODEL
+        "best_train_steps": states[""]["number_training_updates"] if "" in states else None,
         "impatience": stats.get("impatience"),
         "weights_dtype": "float16",
         "dropped": list(DROPPED),
@@ -222,7 +229,10 @@ def _check(staging: str, archive: str) -> dict:
         with open(os.path.join(staging, name), "rb") as f:
             if _sha256(f.read()) != digest:
                 raise ResumePointError(f"{archive}: member {name} does not match its sha256")
-    for required in ("model", "model.opt", "model.trainstats", "model.dict"):
+    start = manifest.get("continue_from")
+    if start not in ("model", "model.checkpoint"):
+        raise ResumePointError(f"{archive}: {MANIFEST} field 'continue_from' is {start!r}")
+    for required in (start, start + ".opt", start + ".trainstats", "model.dict"):
         if required not in expected:
             raise ResumePointError(f"{archive}: lacks {required}")
     return manifest

