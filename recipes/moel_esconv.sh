@@ -8,7 +8,9 @@
 #
 # Seed 1234; validate every 500 steps (ESConv has 10,679 training examples, 668 batches of
 # 16) and stop after 3 checks without a ppl gain; then score the test split, beam 5.
-# MAX_TRAIN_STEPS=N stops after N updates instead (for a CPU budget).
+# MAX_TRAIN_STEPS=N stops after N updates instead (for a CPU budget). Longer than a session:
+# every validation is checkpointed (--save-after-valid), TRAIN_ONLY=1 skips the test scoring,
+# RESUME_FROM=FILE restores a resume point into an empty RUN_DIR (recipes/_resume.sh).
 # Noam warm-up: WARMUP_UPDATES, default 1000 here (the ED recipe keeps the official 8000):
 # ESConv is a quarter of ED's size, and 8000 warm-up updates would be 12 ESConv epochs of a
 # rising learning rate; the peak follows Noam's formula for the warm-up chosen.
@@ -17,6 +19,8 @@ cd "$(dirname "$0")/.."
 RUN_DIR="${1:-runs/moel_esconv}"
 PARLAI=.venv/bin/parlai
 mkdir -p "$RUN_DIR"
+. recipes/_resume.sh
+restore_resume_point "$RUN_DIR"
 if [ ! -f "$RUN_DIR/model.dict" ]; then
   "$PARLAI" build_dict -m empathy/moel -t esconv -df "$RUN_DIR/model.dict"
 fi
@@ -24,7 +28,8 @@ fi
   -df "$RUN_DIR/model.dict" --seed 1234 --batchsize 16 \
   --warmup-updates "${WARMUP_UPDATES:-1000}" \
   -vstep 500 -vp 3 -vmt ppl -vmm min --skip-generation true \
-  --save-every-n-secs 600 --log-every-n-secs 60 \
+  --save-after-valid true --save-every-n-secs 600 --log-every-n-secs 60 \
   ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"} 2>&1 | tee -a "$RUN_DIR/train.log"
+if [ -n "${TRAIN_ONLY:-}" ]; then exit 0; fi
 "$PARLAI" empathy_report -mfs "$RUN_DIR/model" -t esconv -dt test --inference beam \
   --beam-size 5 -bs 64 --out "$RUN_DIR/results_esconv_test_beam5"
