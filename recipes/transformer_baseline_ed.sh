@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The baseline a ParlAI user would pick instead of MoEL: ParlAI's stock transformer generator
 # (2 layers, 300-d; -m empathy/transformer_generator = ParlAI's transformer/generator with our
-# dictionary class and metrics) on the same data view and with the same dictionary as
-# recipes/moel_ed.sh, for a similar CPU budget (MAX_TRAIN_SECS, default 3300 s = 55 min of
-# training on 2 cores), model selection on valid ppl. Rerun after an interruption: ParlAI
-# resumes from RUN_DIR/model.checkpoint.
+# dictionary class and metrics) on the same data view and with the same dictionary rules as
+# recipes/moel_ed.sh, trained like MoEL to early stopping on valid ppl (validation every 1,000
+# updates of 32, stop after 3 checks without a gain), so neither model is cut short: a fixed
+# 55-minute budget (1,175 updates, under one epoch) left it far from converged.
+# MAX_TRAIN_SECS=N caps the training time instead (ParlAI's --max-train-time, counted across
+# resumes). Hours on one CPU thread: TRAIN_ONLY=1 and RESUME_FROM=FILE as in moel_ed.sh
+# (every validation is checkpointed); rerun after an interruption and ParlAI resumes from
+# RUN_DIR/model.checkpoint.
 #
 #   PARLAI_EMPATHY_MIRROR=../shared/data bash recipes/transformer_baseline_ed.sh [RUN_DIR]
 #
@@ -15,9 +19,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_DIR="${1:-runs/transformer_baseline_ed}"
-MAX_TRAIN_SECS="${MAX_TRAIN_SECS:-3300}"
 PARLAI=.venv/bin/parlai
 mkdir -p "$RUN_DIR"
+. recipes/_resume.sh
+restore_resume_point "$RUN_DIR"
 if [ ! -f "$RUN_DIR/model.dict" ]; then
   "$PARLAI" build_dict -m empathy/transformer_generator -t empathetic_dialogues \
     --train-experiencer-only true --dict-tokenizer paper --dict-lower true \
@@ -29,8 +34,10 @@ fi
   --n-layers 2 --n-heads 2 --embedding-size 300 --ffn-size 600 --variant aiayn \
   --dropout 0.1 --text-truncate 256 --label-truncate 50 --batchsize 32 \
   --optimizer adam --learningrate 1e-3 --lr-scheduler invsqrt --warmup-updates 1000 \
-  --max-train-time "$MAX_TRAIN_SECS" -vtim 600 -vmt ppl -vmm min --skip-generation true \
+  -vstep 1000 -vp 3 -vmt ppl -vmm min --skip-generation true --save-after-valid true \
+  ${MAX_TRAIN_SECS:+--max-train-time "$MAX_TRAIN_SECS"} \
   --save-every-n-secs 600 --log-every-n-secs 60 2>&1 | tee -a "$RUN_DIR/train.log"
+if [ -n "${TRAIN_ONLY:-}" ]; then exit 0; fi
 
 for INFERENCE in beam greedy; do
   BEAM_SIZE=5; if [ "$INFERENCE" = greedy ]; then BEAM_SIZE=1; fi  # stock ParlAI insists

@@ -17,6 +17,7 @@ PROMPT = b"Enter Your Message:"
 # the newcomer's long message: MoEL's beam ran into ". . . ." up to its 50-token cap
 LONG = ("My grandmother passed away last week, and I keep thinking about all the summers "
         "I spent at her house. ") * 30
+SAD = "sad " * 200
 
 
 def _agent(model_file, datapath, **overrides):
@@ -145,10 +146,18 @@ def test_repetition_guard_is_for_the_chat_only(datapath):
 
 
 @pytest.mark.slow
-def test_trigram_blocking_ends_moels_degenerate_reply_to_a_long_message(datapath):
-    """Why the chat blocks 3-grams: the zoo MoEL's beam answers the long message with
-    ". . . ." up to its 50-token cap; with blocking, a reply that ends."""
+def test_trigram_blocking_ends_moels_repeating_reply(datapath):
+    """Why the chat blocks 3-grams: the zoo MoEL's beam answers a message of one word said
+    over and over by saying its sentence twice ("i am sorry to hear that . i am sorry to hear
+    that ."; MoEL v2 answered the long message above with ". . . ." up to its 50-token cap);
+    with blocking, no 3-gram of the reply repeats."""
+    def repeated_trigrams(agent, text):
+        agent.observe({"id": "user", "text": text, "episode_done": False})
+        tokens = agent.dict.tokenize(agent.act()["text"].lower())
+        trigrams = list(zip(tokens, tokens[1:], tokens[2:]))
+        return len(trigrams) - len(set(trigrams))
+
     plain = _agent(MOEL_ZOO, datapath)
-    assert _generated_tokens(plain, LONG) >= plain.opt["label_truncate"]
+    assert repeated_trigrams(plain, SAD) > 0
     blocked = _agent(MOEL_ZOO, datapath, beam_block_ngram=3)
-    assert _generated_tokens(blocked, LONG) < 30
+    assert repeated_trigrams(blocked, SAD) == 0

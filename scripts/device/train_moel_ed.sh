@@ -11,7 +11,7 @@
 #   MAX_TRAIN_SECS   GPU training budget, ParlAI's --max-train-time (default 420)
 #   MAX_TRAIN_STEPS  optional cap on updates
 #   REQUIRE_CUDA=1   fail at once when torch sees no GPU (use it on the device)
-#   AGENT            -m (default empathy/moel); RELEASE_NAME (moel_ed), RELEASE_VERSION (v3)
+#   AGENT            -m (default empathy/moel); RELEASE_NAME (moel_ed), RELEASE_VERSION (v4)
 #   EMBEDDING_FILE   default: the bundle's GloVe rows; empty: pass no --embedding-file
 #   EXTRA_ARGS       more train_model flags (word-split)
 #   BUNDLE (.device), SITE (/tmp/site), WORK_DIR (/tmp/device_run), PYTHON (python3)
@@ -25,7 +25,7 @@ SITE="${SITE:-/tmp/site}"
 WORK="${WORK_DIR:-/tmp/device_run}"
 AGENT="${AGENT:-empathy/moel}"
 RELEASE_NAME="${RELEASE_NAME:-moel_ed}"
-RELEASE_VERSION="${RELEASE_VERSION:-v3}"
+RELEASE_VERSION="${RELEASE_VERSION:-v4}"
 MAX_TRAIN_SECS="${MAX_TRAIN_SECS:-420}"
 REHEARSAL_STEPS="${REHEARSAL_STEPS:-30}"
 SUBSET_GLOVE="$BUNDLE/data/glove_6b_50d_ed.txt.gz"

@@ -8,8 +8,8 @@ from parlai_empathy.zoo import ZooRelease, download as download_release
 
 RELEASE = ZooRelease(
     name="moel_ed",
-    version="v2",
-    sha256="89890030057d43c1af49bc86d5db3953f68a43a68e4323aa202917ca2eb7de62",
+    version="v3",
+    sha256="32cce883112b6e96d6e595c95477618f8dab2b9ebc3d7d2b7b9684451bcb0197",
 )
 
 
