@@ -122,8 +122,8 @@ def pack(model_file: str, out: str) -> dict:
     when it no longer does: such a run resumes from its checkpoint only).
 
     :return: the manifest written into the archive.
-    :raises ResumePointError: when the run has no validated model, or a file is unreadable or
-        inconsistent.
+    :raises ResumePointError: when the run has neither a saved model nor a checkpoint (it
+        never validated), or a file is unreadable or inconsistent.
     """
     checkpoint = model_file + ".checkpoint"
     has_model = os.path.isfile(model_file) and os.path.isfile(model_file + ".trainstats")
