@@ -11,20 +11,23 @@
 # MAX_TRAIN_STEPS=N stops after N updates instead (for a CPU budget). Longer than a session:
 # every validation is checkpointed (--save-after-valid), TRAIN_ONLY=1 skips the test scoring,
 # RESUME_FROM=FILE restores a resume point into an empty RUN_DIR (recipes/_resume.sh).
+# AGENT=empathy/mime trains MIME the same way (recipes/mime_esconv.sh), for a like-for-like
+# comparison; the test split is scored with beam 5 (the papers' beam) and greedy.
 # Noam warm-up: WARMUP_UPDATES, default 1000 here (the ED recipe keeps the official 8000):
 # ESConv is a quarter of ED's size, and 8000 warm-up updates would be 12 ESConv epochs of a
 # rising learning rate; the peak follows Noam's formula for the warm-up chosen.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_DIR="${1:-runs/moel_esconv}"
+AGENT="${AGENT:-empathy/moel}"
 PARLAI=.venv/bin/parlai
 mkdir -p "$RUN_DIR"
 . recipes/_resume.sh
 restore_resume_point "$RUN_DIR"
 if [ ! -f "$RUN_DIR/model.dict" ]; then
-  "$PARLAI" build_dict -m empathy/moel -t esconv -df "$RUN_DIR/model.dict"
+  "$PARLAI" build_dict -m "$AGENT" -t esconv -df "$RUN_DIR/model.dict"
 fi
-"$PARLAI" train_model -m empathy/moel -t esconv -mf "$RUN_DIR/model" \
+"$PARLAI" train_model -m "$AGENT" -t esconv -mf "$RUN_DIR/model" \
   -df "$RUN_DIR/model.dict" --seed 1234 --batchsize 16 \
   --warmup-updates "${WARMUP_UPDATES:-1000}" \
   -vstep 500 -vp 3 -vmt ppl -vmm min --skip-generation true \
@@ -33,3 +36,5 @@ fi
 if [ -n "${TRAIN_ONLY:-}" ]; then exit 0; fi
 "$PARLAI" empathy_report -mfs "$RUN_DIR/model" -t esconv -dt test --inference beam \
   --beam-size 5 -bs 64 --out "$RUN_DIR/results_esconv_test_beam5"
+"$PARLAI" empathy_report -mfs "$RUN_DIR/model" -t esconv -dt test --inference greedy \
+  -bs 64 --out "$RUN_DIR/results_esconv_test_greedy"
