@@ -126,7 +126,8 @@ def test_paper_dictionary_is_saved_and_reloaded(tmp_path):
     model_file = tmp_path / "model"
     run_parlai(["train_model", "-m", "empathy/tiny_generator", "-t", "integration_tests",
                 "--dict-tokenizer", "paper", "-mf", model_file, "--max-train-steps", 2,
-                "--datapath", tmp_path / "data"])
+                "--skip-generation", "true", "-vmt", "ppl", "--short-final-eval", "true",
+                "-vme", 8, "--datapath", tmp_path / "data"])
     assert json.load(open(f"{model_file}.opt"))["dict_tokenizer"] == "paper"
     code = (
         "from parlai.core.agents import create_agent_from_model_file as c; "

@@ -984,7 +984,13 @@ def test_unrecorded_build_vetted(tmp_path):
 # Killed during a build: no staging folder survives
 # ---------------------------------------------------------------------------------------
 
-_BUILD_ESCONV = "import sys; from parlai_empathy.data import esconv; esconv.build({'datapath': sys.argv[1]})"
+# Ctrl-C raises KeyboardInterrupt in the child even when pytest itself was started in the
+# background by a non-interactive shell, which starts it with SIGINT ignored (inherited, and
+# Python then installs no handler): a terminal's Ctrl-C is what the test stands for.
+_BUILD_ESCONV = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from parlai_empathy.data import esconv; esconv.build({'datapath': sys.argv[1]})"
+)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

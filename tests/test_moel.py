@@ -530,6 +530,7 @@ def test_cli_train_eval_and_chat(ed_datapath, tmp_path):
         ["train_model", *TINY_AGENT[:-2], "-t", "empathetic_dialogues",
          "--train-experiencer-only", "true", "-mf", model_file, *common,
          "--max-train-steps", 12, "-vstep", 1000, "--short-final-eval", "true",
+         "--dict-maxexs", 2000,  # the dictionary of 2,000 examples: not the full train split's
          "--validation-max-exs", 8, "--learningrate", 1e-3, "--lr-scheduler", "none",
          "--beam-size", 2, "--label-truncate", 12],
         env=ONE_THREAD,
