@@ -17,6 +17,7 @@ from parlai_empathy.human_eval.conversations_export import export_conversations
 from parlai_empathy.human_eval.items import (
     EvalItem,
     ItemsError,
+    generate_responses,
     read_items,
     sample_items,
     write_items,
@@ -402,6 +403,37 @@ def test_conversations_export_reads_back(tmp_path):
     assert [t["id"] for t in turns] == ["Speaker", "Listener", "Speaker", "moel"]
     assert turns[-1]["text"] == "reply 0.0"
     assert turns[-2]["text"] == "Last turn 0"
+
+
+CONTEXTS = [  # lengths differ, so that batches pad
+    ["I failed my driving test today."],
+    ["My dog died last week and the house feels empty without her.", "Oh no, I'm so sorry.",
+     "Thanks. I keep expecting her at the door when I get home."],
+    ["I got the job!"],
+    ["My sister surprised me with concert tickets for my birthday.", "That's so sweet of her!",
+     "I know, I didn't expect it at all."],
+    ["Someone stole my bike from outside the library."],
+    ["I am nervous about my exam tomorrow, I have studied for weeks but still feel unready."],
+]
+
+
+@pytest.mark.parametrize("model_file", ["zoo:empathy/tiny_generator_ed/model",
+                                        "zoo:empathy/moel_ed/model"], ids=["tiny", "moel"])
+def test_replies_do_not_depend_on_the_batch(model_file, tmp_path):
+    """Contexts decoded together (``-bs``, ParlAI's batch_act) get the replies each gets alone,
+    with the model's own decoding (MoEL: beam 5, the papers' rule)."""
+    def generate(batchsize):
+        items = [EvalItem(f"x-{n}", "t", "test", "g",
+                          [{"speaker": ("Speaker", "Listener")[k % 2], "text": text}
+                           for k, text in enumerate(turns)], "") for n, turns in enumerate(CONTEXTS)]
+        generate_responses(items, "m", model_file, str(tmp_path / "data"), batchsize=batchsize)
+        return [item.responses["m"] for item in items]
+
+    alone = generate(1)
+    assert all(alone) and len(set(alone)) > 1, alone
+    assert generate(4) == alone  # one batch of 4, one of 2
+    with pytest.raises(ItemsError, match="at least 1"):
+        generate(0)
 
 
 def test_sample_128_ed_items_with_a_zoo_model(ed_datapath, tmp_path):

@@ -53,6 +53,7 @@ def read_task_examples(opt) -> List[dict]:
     from parlai.core.worlds import create_task
 
     opt = opt.copy()
+    opt["batchsize"] = 1  # the episodes in order, one message at a time (-bs is for decoding)
     if "train" in opt["datatype"] and "evalmode" not in opt["datatype"]:
         opt["datatype"] = opt["datatype"].split(":")[0] + ":evalmode"
     world = create_task(opt, RepeatLabelAgent(opt))
@@ -123,15 +124,20 @@ def sample_items(
 
 
 def generate_responses(items: List[EvalItem], name: str, model_file: str, datapath: str,
-                       overrides=None):
+                       overrides=None, batchsize: int = 1):
     """Fill ``item.responses[name]`` with the reply of ``model_file`` to each context.
 
-    ``zoo:`` model files are fetched into ``datapath`` (the command's ``--datapath``).
+    Each context is a fresh episode. ``batchsize`` contexts are decoded together (ParlAI's
+    ``batch_act``, as ``eval_model`` does: padding is masked, so a reply does not depend on
+    its batch). ``zoo:`` model files are fetched into ``datapath`` (the command's
+    ``--datapath``).
     """
-    from parlai.core.agents import create_agent_from_model_file
+    from parlai.core.agents import create_agent_from_model_file, create_agent_from_shared
 
     from parlai_empathy.report.evaluate import ReportInputError, resolve_model_file
 
+    if batchsize < 1:
+        raise ItemsError(f"--batchsize must be at least 1, not {batchsize}")
     try:
         resolved = resolve_model_file(model_file, datapath)
     except ReportInputError as error:
@@ -139,12 +145,21 @@ def generate_responses(items: List[EvalItem], name: str, model_file: str, datapa
     settings = {"skip_generation": False, "interactive_mode": True, "datapath": datapath}
     agent = create_agent_from_model_file(resolved, dict(settings, **(overrides or {})))
     delimiter = agent.opt.get("delimiter", "\n")
-    for item in items:
-        agent.reset()
-        text = delimiter.join(turn["text"] for turn in item.context)
-        agent.observe({"id": "context", "text": text, "episode_done": True})
-        reply = agent.act()
-        item.responses[name] = str(reply.get("text", ""))
+    copies = [agent]
+    for start in range(0, len(items), batchsize):
+        chunk = items[start:start + batchsize]
+        while len(copies) < len(chunk):
+            copies.append(create_agent_from_shared(agent.share()))
+        observations = []
+        for copy, item in zip(copies, chunk):
+            copy.reset()
+            text = delimiter.join(turn["text"] for turn in item.context)
+            observations.append(copy.observe({"id": "context", "text": text,
+                                              "episode_done": True}))
+        replies = agent.batch_act(observations)
+        for copy, item, reply in zip(copies, chunk, replies):
+            copy.self_observe(reply)
+            item.responses[name] = str(reply.get("text", ""))
 
 
 def write_items(path: str, items: Iterable[EvalItem]):

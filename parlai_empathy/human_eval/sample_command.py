@@ -10,7 +10,8 @@ Reads the split with the task's teacher (task options such as ``--train-experien
 apply), draws ``--per-group`` examples of every value of ``--group-field`` with ``--seed``
 (defaults: 4 per ED emotion, seed 1234: MoEL's and MIME's 128 items) and writes each
 model's response (the model's saved decoding settings; ``--inference`` / ``--beam-size``
-override them for every model).
+override them for every model), ``-bs`` contexts at a time (default 32; the replies do not
+depend on it).
 """
 from typing import Any, Dict, Mapping
 
@@ -33,7 +34,7 @@ def add_sample_args(parser):
     from parlai_empathy.report.command import check_task_option
 
     check_task_option(parser, PROG)
-    parser.set_params(datatype="test")
+    parser.set_params(datatype="test", batchsize=32)
     group = parser.add_argument_group("Human evaluation items")
     group.add_argument("-mfs", "--model-files", default=None,
                        help="comma-separated model files, zoo: paths too (required)")
@@ -75,7 +76,8 @@ def run(opt: Mapping[str, Any]):
         overrides["beam_size"] = opt["beam_size"]
     for name, model_file in models.items():
         logging.info(f"generating {len(items)} responses with {name} ({model_file})")
-        generate_responses(items, name, model_file, opt["datapath"], overrides)
+        generate_responses(items, name, model_file, opt["datapath"], overrides,
+                           batchsize=opt["batchsize"])
     write_items(opt["out"], items)
     logging.info(f"wrote {len(items)} items ({len(examples)} examples in the split) "
                  f"to {opt['out']}")
