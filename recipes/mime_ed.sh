@@ -44,13 +44,11 @@ fi
   --save-every-n-secs 600 --log-every-n-secs 60 ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"}
 if [ -n "${TRAIN_ONLY:-}" ]; then exit 0; fi
 
-# The release (fp16 weights, no optimizer state; zoo/empathy/mime_ed.py names the version and
-# its sha256) and its numbers on the full test split, beam 5 (the papers' rule, the agent's
-# default) and greedy, measured on the released weights themselves.
-.venv/bin/python -m parlai_empathy.zoo pack --model-file "$RUN_DIR/model" --name mime_ed \
-  --version "$VERSION" --out "$RUN_DIR/release" --fp16
-mkdir -p "$RUN_DIR/release/unpacked"
-tar -xzf "$RUN_DIR/release/mime_ed-$VERSION.tar.gz" -C "$RUN_DIR/release/unpacked"
+# The release (recipes/_release.sh: fp16 weights, no optimizer state; zoo/empathy/mime_ed.py
+# names the version and its sha256) and its numbers on the full test split, beam 5 (the
+# papers' rule, the agent's default) and greedy, measured on the released weights themselves.
+. recipes/_release.sh
+pack_release mime_ed "$RUN_DIR" "$VERSION"
 for INFERENCE in beam greedy; do
   .venv/bin/parlai empathy_report -mfs "$RUN_DIR/release/unpacked/model" \
     -t empathetic_dialogues --train-experiencer-only true -dt test \

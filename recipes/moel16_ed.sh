@@ -49,10 +49,8 @@ if [ -n "${TRAIN_ONLY:-}" ]; then exit 0; fi
 
 # The release (fp16 weights, no optimizer state) and its numbers on the test split, beam 5 and
 # greedy, measured on the released weights; the 32-emotion MoEL in the same report if given.
-"$PYTHON" -m parlai_empathy.zoo pack --model-file "$RUN_DIR/model" --name moel16_ed \
-  --version "$VERSION" --out "$RUN_DIR/release" --fp16
-mkdir -p "$RUN_DIR/release/unpacked"
-tar -xzf "$RUN_DIR/release/moel16_ed-$VERSION.tar.gz" -C "$RUN_DIR/release/unpacked"
+. recipes/_release.sh
+pack_release moel16_ed "$RUN_DIR" "$VERSION"
 MODELS="$RUN_DIR/release/unpacked/model"
 if [ -n "$MOEL32_DIR" ]; then MODELS="$MOEL32_DIR/release/unpacked/model,$MODELS"; fi
 for INFERENCE in beam greedy; do

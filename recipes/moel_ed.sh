@@ -49,10 +49,8 @@ if [ -n "${TRAIN_ONLY:-}" ]; then exit 0; fi
 
 # The release (fp16 weights, no optimizer state) and its numbers on the full test split,
 # beam 5 and greedy, measured on the released weights themselves.
-.venv/bin/python -m parlai_empathy.zoo pack --model-file "$RUN_DIR/model" --name moel_ed \
-  --version "$VERSION" --out "$RUN_DIR/release" --fp16
-mkdir -p "$RUN_DIR/release/unpacked"
-tar -xzf "$RUN_DIR/release/moel_ed-$VERSION.tar.gz" -C "$RUN_DIR/release/unpacked"
+. recipes/_release.sh
+pack_release moel_ed "$RUN_DIR" "$VERSION"
 for INFERENCE in beam greedy; do
   .venv/bin/parlai empathy_report -mfs "$RUN_DIR/release/unpacked/model" \
     -t empathetic_dialogues --train-experiencer-only true -dt test \
