@@ -5,7 +5,8 @@ trained here for 30 steps) answer real ED test contexts; the study's ratings and
 are served on 127.0.0.1 and two annotators work through them in a real browser. The
 analysis must give back exactly the numbers implied by what the browser submitted. Set
 PARLAI_EMPATHY_SCREENSHOTS=DIR to keep a screenshot of each page type there (docs/ holds
-the committed ones).
+the committed ones). The MIME issue's study, MIME against MoEL from their zoo releases on the
+128 items of the papers' protocol, is built, served and answered in its own test.
 """
 import hashlib
 import json
@@ -275,3 +276,73 @@ def test_two_annotators_in_chromium(study):
     assert counts["win"] + counts["lose"] == 2 and counts["tie"] == 1
     assert ab_result["percent"]["win"] == pytest.approx(100 * counts["win"] / 3)
     assert ab_result["percent"]["tie"] == pytest.approx(100 / 3)
+
+
+def test_mime_vs_moel_study_from_the_zoo_models(ed_datapath, tmp_path):
+    """The MIME issue's study: 128 ED test items (4 per emotion, seed 1234) answered by the
+    two zoo releases with their own decoding (beam 5, the papers' rule), built into Potato
+    tasks, served locally and answered in Chromium; the analysis counts what was submitted."""
+    from playwright.sync_api import sync_playwright
+
+    items = tmp_path / "items.jsonl"
+    sampled = run_parlai([
+        "empathy_human_eval_sample", "-t", "empathetic_dialogues",
+        "--train-experiencer-only", "true", "-dt", "test", "--datapath", ed_datapath,
+        "-mfs", "zoo:empathy/mime_ed/model,zoo:empathy/moel_ed/model",
+        "--model-names", "mime,moel", "--out", items,
+    ])
+    assert "wrote 128 items" in sampled.stdout
+    records = [json.loads(line) for line in items.read_text().splitlines()]
+    groups = {}
+    for record in records:
+        groups[record["group"]] = groups.get(record["group"], 0) + 1
+        assert record["responses"]["mime"].strip() and record["responses"]["moel"].strip()
+    assert len(groups) == 32 and set(groups.values()) == {4}
+    differ = sum(r["responses"]["mime"] != r["responses"]["moel"] for r in records)
+    assert differ > 64, f"the two models answered alike on {128 - differ} of 128 items"
+
+    study_dir = tmp_path / "study"
+    built = _he("build", items, "--out", study_dir)
+    key = json.loads((study_dir / "key.json").read_text())
+    ab_name = "ab-mime-vs-moel"
+    assert sorted(key["tasks"]) == [ab_name, "ratings"]
+    ratings_spec, ab_spec = key["tasks"]["ratings"], key["tasks"][ab_name]
+    rated = [spec["model"] for spec in ratings_spec["instances"].values()]
+    assert sorted(rated) == ["mime"] * 128 + ["moel"] * 128
+    assert len(ab_spec["instances"]) == 128
+    annotator, password = sorted(parse_logins(built).items())[0]
+
+    ratings = Server(study_dir / "ratings")
+    ab = Server(study_dir / ab_name)
+    replies = {r["responses"][m] for r in records for m in ("mime", "moel")}
+    submitted = {}
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            for task, kind, server, choose in (("ratings", "ratings", ratings,
+                                                _rating_chooser(annotator)),
+                                               (ab_name, "ab", ab, _ab_chooser())):
+                server.start()
+                page = browser.new_context().new_page()
+                login(page, server.url, annotator, password)
+
+                def shown(page, instance, texts):  # the models' replies, as written
+                    if instance in key["tasks"][task]["instances"]:
+                        assert set(texts) <= replies, texts
+
+                submitted[task] = annotate_all(page, kind, choose, on_page=shown, stop_after=4)
+                server.kill()
+        finally:
+            ratings.kill()
+            ab.kill()
+            browser.close()
+
+    _he("analyze", study_dir, "--out", study_dir / "results")
+    result = json.loads((study_dir / "results.json").read_text())
+    real = {task: [i for i in answers if i in key["tasks"][task]["instances"]]
+            for task, answers in submitted.items()}
+    assert real["ratings"] and real[ab_name]
+    counted = sum(result["ratings"][model]["empathy"]["ratings"]
+                  for model in result["ratings"])
+    assert counted == len(real["ratings"])
+    assert sum(result["ab"][ab_name]["counts"].values()) == len(real[ab_name])

@@ -149,6 +149,40 @@ def test_moel_zoo_release_evaluates_and_chats_with_its_emotion(mirror, datapath,
     assert "[emotion]:" in chat and "[emotion_prob]:" in chat
 
 
+# Golden numbers of the frozen MIME v1 release on the first 64 ED valid examples (batch 16):
+# ppl and emotion accuracy. MIME samples its emotion mixture at inference too (as the
+# original), so they are measured through `parlai empathy_report`, which seeds torch (1234)
+# before evaluating; measured on the release when it was made.
+MIME_V1_VALID64 = {"ppl": 60.62391, "emotion_acc": 10 / 64}
+
+
+def test_mime_zoo_release_evaluates_and_chats_with_emotion_and_polarity(mirror, datapath,
+                                                                       tmp_path):
+    """``zoo:empathy/mime_ed/model``: the bundled MIME release through the real CLI."""
+    import json
+
+    env = {MIRROR_ENV: mirror}
+    out = tmp_path / "report"
+    run_parlai(
+        ["empathy_report", "-mfs", "zoo:empathy/mime_ed/model", "-t", "empathetic_dialogues",
+         "--train-experiencer-only", "true", "-dt", "valid", "-ne", 64, "-bs", 16,
+         "--skip-generation", "true", "--datapath", datapath, "--out", out],
+        env=env,
+    )
+    metrics = json.load(open(f"{out}.json"))["models"][0]["metrics"]
+    for name, value in MIME_V1_VALID64.items():
+        assert metrics[name] == pytest.approx(value, abs=1e-3), name
+    chat = run_parlai(
+        ["interactive", "-mf", "zoo:empathy/mime_ed/model", "--datapath", datapath],
+        stdin="I finally got the job I wanted and I am so happy!\n", env=env, timeout=180,
+    ).stdout
+    replies = [line.split("]:", 1)[1].strip() for line in chat.splitlines() if "[Mime]:" in line]
+    assert len(replies) == 1 and replies[0], chat[-3000:]
+    assert replies[0][0].isupper() and " ' " not in replies[0], replies[0]
+    assert "[emotion]:" in chat and "[emotion_prob]:" in chat
+    assert "[polarity]: positive" in chat or "[polarity]: negative" in chat
+
+
 # Golden numbers of the frozen emotion classifier v1 on the first 64 ED valid contexts (the
 # MoEL view, batch 16): correct predictions and the mean loss, over the 32 emotions and over
 # the 16 groups (its probabilities summed per group). Measured on the release when it was made.
