@@ -114,6 +114,21 @@ def test_eval_model_and_chat_from_the_bundled_zoo_release(mirror, datapath, tmp_
     assert len(replies) == 1 and replies[0].strip()
 
 
+def _chat_once(model_file, speaker, text, datapath, env):
+    """One message to ``parlai interactive -mf MODEL_FILE``: (its one reply, the whole
+    output). The reply is a sentence, not ParlAI's spaced tokens ("i ' m sorry to hear
+    that ."), and the model's emotion is shown with it."""
+    chat = run_parlai(["interactive", "-mf", model_file, "--datapath", datapath],
+                      stdin=text + "\n", env=env, timeout=180).stdout
+    replies = [line.split("]:", 1)[1].strip() for line in chat.splitlines()
+               if f"[{speaker}]:" in line]
+    assert len(replies) == 1 and replies[0], chat[-3000:]
+    assert replies[0][0].isupper() and " ' " not in replies[0], replies[0]
+    assert not any(f" {mark}" in replies[0] for mark in ".,!?"), replies[0]
+    assert "[emotion]:" in chat and "[emotion_prob]:" in chat
+    return replies[0], chat
+
+
 # Golden numbers of the frozen v3 release on the first 64 ED valid examples (batch 16),
 # measured on the release when it was made: a change that alters the model's computation
 # changes them.
@@ -137,16 +152,8 @@ def test_moel_zoo_release_evaluates_and_chats_with_its_emotion(mirror, datapath,
     assert report["exs"] == 64
     for name, value in MOEL_V3_VALID64.items():
         assert report[name] == pytest.approx(value, abs=1e-3), name
-    chat = run_parlai(
-        ["interactive", "-mf", "zoo:empathy/moel_ed/model", "--datapath", datapath],
-        stdin="My dog died yesterday and I can't stop crying.\n", env=env, timeout=180,
-    ).stdout
-    replies = [line.split("]:", 1)[1].strip() for line in chat.splitlines() if "[Moel]:" in line]
-    assert len(replies) == 1 and replies[0]
-    # a sentence, not ParlAI's spaced tokens ("i ' m sorry to hear that .")
-    assert replies[0][0].isupper() and " ' " not in replies[0], replies[0]
-    assert not any(f" {mark}" in replies[0] for mark in ".,!?"), replies[0]
-    assert "[emotion]:" in chat and "[emotion_prob]:" in chat
+    _chat_once("zoo:empathy/moel_ed/model", "Moel",
+               "My dog died yesterday and I can't stop crying.", datapath, env)
 
 
 # Golden numbers of the frozen MIME v1 release on the first 64 ED valid examples (batch 16):
@@ -172,14 +179,8 @@ def test_mime_zoo_release_evaluates_and_chats_with_emotion_and_polarity(mirror, 
     metrics = json.load(open(f"{out}.json"))["models"][0]["metrics"]
     for name, value in MIME_V1_VALID64.items():
         assert metrics[name] == pytest.approx(value, abs=1e-3), name
-    chat = run_parlai(
-        ["interactive", "-mf", "zoo:empathy/mime_ed/model", "--datapath", datapath],
-        stdin="I finally got the job I wanted and I am so happy!\n", env=env, timeout=180,
-    ).stdout
-    replies = [line.split("]:", 1)[1].strip() for line in chat.splitlines() if "[Mime]:" in line]
-    assert len(replies) == 1 and replies[0], chat[-3000:]
-    assert replies[0][0].isupper() and " ' " not in replies[0], replies[0]
-    assert "[emotion]:" in chat and "[emotion_prob]:" in chat
+    _, chat = _chat_once("zoo:empathy/mime_ed/model", "Mime",
+                         "I finally got the job I wanted and I am so happy!", datapath, env)
     assert "[polarity]: positive" in chat or "[polarity]: negative" in chat
 
 
