@@ -84,6 +84,9 @@ def trusted_model_files():
         _trust_depth -= 1
 
 
+SCALAR_MODULES = ("numpy.core", "numpy._core")  # numpy 1's name, numpy 2's
+
+
 def checkpoint_globals():
     """The globals, beyond torch's weights-only defaults, that ParlAI checkpoints hold.
 
@@ -92,11 +95,21 @@ def checkpoint_globals():
     ``numpy.core.multiarray.scalar`` of a ``numpy.dtype``, whose state is set on an instance
     of the float64 dtype class. Model weights, optimizer and other scheduler states are
     tensors and plain containers, which torch accepts by default.
+
+    numpy 2 renamed ``numpy.core`` to ``numpy._core``, and a pickle names the module of the
+    numpy that wrote it: the scalar function is allowed under both names (torch looks the name
+    up without importing it), so a checkpoint written under numpy 1 loads under numpy 2 (a
+    resume point carried to a GPU machine) and one written under numpy 2 loads here.
     """
     import numpy
-    from numpy.core.multiarray import scalar
 
-    return [scalar, numpy.dtype, type(numpy.dtype(numpy.float64))]
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy 1
+        from numpy.core.multiarray import scalar
+
+    return [(scalar, f"{module}.multiarray.scalar") for module in SCALAR_MODULES] + [
+        numpy.dtype, type(numpy.dtype(numpy.float64))]
 
 
 def load_checkpoint(path, map_location="cpu"):

@@ -14,7 +14,8 @@
 # release is moel16_ed-$RELEASE_VERSION (zoo:empathy/moel16_ed/model once published).
 # MAX_TRAIN_STEPS=N stops after N updates (the 32-emotion run must use the same N);
 # EMBEDDING_FILE as in moel_ed.sh; EVAL_ARGS adds options to the test evaluations
-# (--num-examples N for a smoke run); MODEL_ARGS adds options to the training; DATAPATH is
+# (--num-examples N for a smoke run); MODEL_ARGS adds options to the training (last: they
+# override the recipe's); DATAPATH is
 # ParlAI's --datapath of every command. TRAIN_ONLY=1 and RESUME_FROM=FILE as in moel_ed.sh
 # (every validation is checkpointed: --save-after-valid). With MOEL32_DIR (a finished
 # recipes/moel_ed.sh run) the report also evaluates that model, so the two rows share one table.
@@ -40,11 +41,11 @@ if [ ! -f "$RUN_DIR/model.dict" ]; then
 fi
 "$PARLAI" train_model -m empathy/moel --emotion-groups 16 -t empathetic_dialogues \
   --train-experiencer-only true -mf "$RUN_DIR/model" -df "$RUN_DIR/model.dict" \
-  --seed 1234 --batchsize 16 "${EMBEDDING_ARGS[@]}" "${MODEL_EXTRA[@]}" "${DATA[@]}" \
+  --seed 1234 --batchsize 16 "${EMBEDDING_ARGS[@]}" "${DATA[@]}" \
   -vstep "${VSTEP:-2000}" -vp 3 --best-after-updates "${BEST_AFTER:-13000}" \
   -vmt ppl -vmm min --skip-generation true \
   --save-after-valid true --save-every-n-secs 600 --log-every-n-secs 60 \
-  ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"}
+  ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"} "${MODEL_EXTRA[@]}"
 if [ -n "${TRAIN_ONLY:-}" ]; then exit 0; fi
 
 # The release (fp16 weights, no optimizer state) and its numbers on the test split, beam 5 and

@@ -11,6 +11,8 @@
 # MAX_TRAIN_STEPS=N stops after N updates instead (for a CPU budget). Longer than a session:
 # every validation is checkpointed (--save-after-valid), TRAIN_ONLY=1 skips the test scoring,
 # RESUME_FROM=FILE restores a resume point into an empty RUN_DIR (recipes/_resume.sh).
+# MODEL_ARGS adds options to the training (last: they override the recipe's); PARLAI is the
+# parlai command (default .venv/bin/parlai; scripts/device/train_recipes.sh sets its own).
 # AGENT=empathy/mime trains MIME the same way (recipes/mime_esconv.sh), for a like-for-like
 # comparison; the test split is scored with beam 5 (the papers' beam) and greedy.
 # Noam warm-up: WARMUP_UPDATES, default 1000 here (the ED recipe keeps the official 8000):
@@ -20,7 +22,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_DIR="${1:-runs/moel_esconv}"
 AGENT="${AGENT:-empathy/moel}"
-PARLAI=.venv/bin/parlai
+PARLAI="${PARLAI:-.venv/bin/parlai}"
+read -r -a MODEL_EXTRA <<< "${MODEL_ARGS:-}"
 mkdir -p "$RUN_DIR"
 . recipes/_resume.sh
 restore_resume_point "$RUN_DIR"
@@ -32,7 +35,8 @@ fi
   --warmup-updates "${WARMUP_UPDATES:-1000}" \
   -vstep 500 -vp 3 -vmt ppl -vmm min --skip-generation true \
   --save-after-valid true --save-every-n-secs 600 --log-every-n-secs 60 \
-  ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"} 2>&1 | tee -a "$RUN_DIR/train.log"
+  ${MAX_TRAIN_STEPS:+--max-train-steps "$MAX_TRAIN_STEPS"} "${MODEL_EXTRA[@]}" 2>&1 \
+  | tee -a "$RUN_DIR/train.log"
 if [ -n "${TRAIN_ONLY:-}" ]; then exit 0; fi
 "$PARLAI" empathy_report -mfs "$RUN_DIR/model" -t esconv -dt test --inference beam \
   --beam-size 5 -bs 64 --out "$RUN_DIR/results_esconv_test_beam5"

@@ -373,3 +373,25 @@ def test_loading_a_broken_model_names_the_file(damage, tiny_release, tmp_path):
     assert str(caught.value).startswith(f"{broken}: ")
     assert isinstance(caught.value, ModelFileError)
     assert caught.value.__suppress_context__
+
+
+@pytest.mark.parametrize("writer_module", ["numpy.core", "numpy._core"])
+def test_scheduler_scalars_load_whichever_numpy_wrote_them(writer_module, tmp_path):
+    """numpy 1 pickles a float64 as numpy.core.multiarray.scalar, numpy 2 as
+    numpy._core.multiarray.scalar: a checkpoint written by either generation (a resume point
+    made here and continued on the GPU machine's numpy 2, or the way back) loads weights-only."""
+    import numpy
+
+    path = tmp_path / "model"
+    states = {"lr_scheduler": {"last_lr": numpy.float64(0.00125)}, "number_training_updates": 3}
+    torch.save(states, path, _use_new_zipfile_serialization=False)  # names stay plain bytes
+    data = path.read_bytes()
+    written = [m for m in (b"numpy._core", b"numpy.core") if m + b".multiarray\nscalar" in data]
+    assert len(written) == 1, "the pickle names the scalar function once, by one module"
+    data = data.replace(written[0] + b".multiarray\nscalar",
+                        writer_module.encode() + b".multiarray\nscalar")
+    path.write_bytes(data)
+
+    loaded = _parlai_load(path)
+    assert loaded["lr_scheduler"]["last_lr"] == 0.00125
+    assert isinstance(loaded["lr_scheduler"]["last_lr"], numpy.float64)

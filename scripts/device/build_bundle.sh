@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# Fill .device/ (ignored by git) with everything a lent NVIDIA H200 needs to train MoEL on ED
-# without installing anything from a network (the device machine reaches none): see
-# docs/device_runs.md. Run it here, right before the device call, after the last code change
+# Fill .device/ (ignored by git) with everything a lent NVIDIA H200 needs to train our recipes
+# (scripts/device/train_recipes.sh) on ED and ESConv without installing anything from a network
+# (the device machine reaches none): see docs/device_runs.md. Run it here, right before the device call, after the last code change
 # (the device script refuses a wheel older than the checkout).
 #
-#   PARLAI_EMPATHY_MIRROR=../shared/data bash scripts/device/build_bundle.sh
+#   PARLAI_EMPATHY_MIRROR=../shared/data [RESUME_POINTS="mime_esconv ..."] bash scripts/device/build_bundle.sh
 #
 # .device/wheels/  py3.12 wheels the device image lacks: ParlAI 1.7.2, this package (built
 #                  from the checkout, without the zoo archives), and the pure packages
 #                  ParlAI's train_model/eval_model and our agents import (--no-deps each).
 #                  No numpy: the image's numpy 2 stays (docs/device_runs.md says why).
-# .device/data/    ed.tar.xz (the three ED CSVs), model.dict (the papers' dictionary, built
-#                  here by the bundled code) and glove_6b_50d_ed.txt.gz (the packaged GloVe
-#                  rows of that dictionary's words, checked identical).
+# .device/data/    ed.tar.xz (the three ED CSVs), esconv.tar.xz (the ESConv folder),
+#                  model.dict (the papers' ED dictionary, built here by the bundled code) and
+#                  word2vec_ed.bin.gz (the 300-d word2vec rows of that dictionary's words,
+#                  VECTORS=glove-6b-50d for the GloVe 50-d rows instead; checked identical).
+# .device/resume/  NAME.tar.gz for each NAME in RESUME_POINTS: zoo/empathy/resume_points/
+#                  NAME.tar.gz, which train_recipes.sh continues instead of starting afresh.
 # .device/MANIFEST.txt  versions, sizes, sha256, the source fingerprint.
 #
-# VENV (default .venv, from scripts/setup_env.sh) supplies pip, the GloVe package and a
+# VENV (default .venv, from scripts/setup_env.sh) supplies pip, the word vectors and a
 # Python for build_dict. The bundle is built in .device.tmp/ and swapped in only when done.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,11 +26,20 @@ VENV="${VENV:-.venv}"
 BUNDLE="${BUNDLE:-.device}"
 LIMIT_MIB="${LIMIT_MIB:-64}"
 PY="$VENV/bin/python"
+VECTORS="${VECTORS:-word2vec-bolukbasi-300}"
+read -r -a RESUME_NAMES <<< "${RESUME_POINTS:-}"
 MIRROR="${PARLAI_EMPATHY_MIRROR:?set PARLAI_EMPATHY_MIRROR to the folder holding empatheticdialogues/*.csv}"
 [ -x "$PY" ] || { echo "build_bundle: $PY not found (bash scripts/setup_env.sh, or VENV=...)" >&2; exit 1; }
 for split in train valid test; do
   [ -f "$MIRROR/empatheticdialogues/$split.csv" ] || {
     echo "build_bundle: $MIRROR/empatheticdialogues/$split.csv not found" >&2; exit 1; }
+done
+for split in train valid test; do
+  [ -f "$MIRROR/esconv/$split.json" ] || { echo "build_bundle: $MIRROR/esconv/$split.json not found" >&2; exit 1; }
+done
+for name in "${RESUME_NAMES[@]}"; do
+  [ -f "zoo/empathy/resume_points/$name.tar.gz" ] || {
+    echo "build_bundle: zoo/empathy/resume_points/$name.tar.gz not found" >&2; exit 1; }
 done
 
 # Pure-Python packages the image lacks, at constraints.txt's versions (pip builds the few
@@ -53,9 +65,10 @@ PIP=("$PY" -m pip --disable-pip-version-check)
 echo "== wheels"
 quiet "${PIP[@]}" wheel -q --no-deps -c constraints.txt -w "$STAGE/wheels" "${PURE[@]}"
 # this package, from the working tree (tracked and untracked-not-ignored files), without the
-# zoo release archives: they are not needed to train and would not fit the transfer
+# zoo release archives and resume points: not needed to train, and they would not fit the
+# transfer
 mkdir -p "$WORK/src"
-git ls-files -co --exclude-standard -z | grep -zv '^zoo/empathy/releases/' \
+git ls-files -co --exclude-standard -z | grep -zv -e '^zoo/empathy/releases/.*\.tar\.gz$' -e '^zoo/empathy/resume_points/.*\.tar\.gz$' \
   | xargs -0 cp --parents -t "$WORK/src"
 quiet "${PIP[@]}" wheel -q --no-deps --no-build-isolation -w "$STAGE/wheels" "$WORK/src"
 OURS="$(ls "$STAGE"/wheels/parlai_empathy-*.whl)"
@@ -71,7 +84,8 @@ SOURCE_FINGERPRINT="$(python3 scripts/device/source_fingerprint.py "$WORK/src")"
 echo "== data"
 tar -C "$MIRROR" -cf - empatheticdialogues/train.csv empatheticdialogues/valid.csv \
   empatheticdialogues/test.csv | xz -9 -T2 > "$STAGE/data/ed.tar.xz"
-# The dictionary and the GloVe rows come from the bundled code itself (installed into a
+tar -C "$MIRROR" -cf - esconv | xz -9 -T2 > "$STAGE/data/esconv.tar.xz"
+# The dictionary and the vector rows come from the bundled code itself (installed into a
 # scratch folder that shadows the venv's copy), so they are what the device would build.
 mkdir -p "$WORK/site" "$WORK/datapath"
 quiet "${PIP[@]}" install -q --no-index --no-deps --no-compile --target "$WORK/site" \
@@ -82,14 +96,26 @@ export PARLAI_DATAPATH="$WORK/datapath" PARLAI_EMPATHY_MIRROR="$MIRROR"
   --train-experiencer-only true -df "$STAGE/data/model.dict" > "$WORK/build_dict.log" 2>&1 \
   || { tail -30 "$WORK/build_dict.log" >&2; exit 1; }
 rm -f "$STAGE/data/model.dict.opt"
-"$PY" scripts/device/site_run.py scripts/device/glove_subset.py \
-  --dict-file "$STAGE/data/model.dict" --out "$STAGE/data/glove_6b_50d_ed.txt.gz"
+case "$VECTORS" in
+  word2vec-bolukbasi-300) ROWS=word2vec_ed.bin.gz ;;
+  glove-6b-50d) ROWS=glove_6b_50d_ed.txt.gz ;;
+  *) echo "build_bundle: VECTORS=$VECTORS (word2vec-bolukbasi-300 or glove-6b-50d)" >&2; exit 1 ;;
+esac
+"$PY" scripts/device/site_run.py scripts/device/vectors_subset.py --source "$VECTORS" \
+  --dict-file "$STAGE/data/model.dict" --out "$STAGE/data/$ROWS"
+echo "$VECTORS $ROWS" > "$STAGE/data/VECTORS"
+if [ "${#RESUME_NAMES[@]}" -gt 0 ]; then
+  mkdir -p "$STAGE/resume"
+  for name in "${RESUME_NAMES[@]}"; do
+    cp "zoo/empathy/resume_points/$name.tar.gz" "$STAGE/resume/"
+  done
+fi
 
 echo "== manifest"
 {
   echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) from $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo '+changes')"
   echo "source_fingerprint $SOURCE_FINGERPRINT"
-  (cd "$STAGE" && find wheels data -type f | sort | while read -r f; do
+  (cd "$STAGE" && find wheels data resume -type f 2>/dev/null | sort | while read -r f; do
      echo "file $f $(stat -c %s "$f") $(sha256sum "$f" | cut -d' ' -f1)"; done)
 } > "$STAGE/MANIFEST.txt"
 rm -rf "$BUNDLE"
@@ -97,8 +123,13 @@ mv "$STAGE" "$BUNDLE"
 cat "$BUNDLE/MANIFEST.txt"
 
 # What a device call sends: the working tree (tracked and untracked-not-ignored files) plus
-# the carried .device/, at most 64 MiB together.
-TREE_BYTES="$(git ls-files -co --exclude-standard -z | xargs -0 stat -c %s | awk '{s+=$1} END {print s+0}')"
+# the carried .device/, at most 64 MiB together. The zoo's archives travel too unless they are
+# taken out of the index for the call (docs/device_runs.md, section 2): counted apart.
+TREE_BYTES="$(git ls-files -co --exclude-standard -z | grep -zv -e '^zoo/empathy/releases/.*\.tar\.gz$' \
+  -e '^zoo/empathy/resume_points/.*\.tar\.gz$' | xargs -0 stat -c %s | awk '{s+=$1} END {print s+0}')"
+ZOO_BYTES="$(git ls-files -co --exclude-standard -z -- 'zoo/empathy/releases/*.tar.gz' \
+  'zoo/empathy/resume_points/*.tar.gz' | xargs -0 -r stat -c %s | awk '{s+=$1} END {print s+0}')"
+echo "zoo archives and resume points in the index: $((ZOO_BYTES >> 20)) MiB (must not travel)"
 BUNDLE_BYTES="$(du -sb "$BUNDLE" | cut -f1)"
 "$PY" - "$TREE_BYTES" "$BUNDLE_BYTES" "$LIMIT_MIB" <<'EOF'
 import sys

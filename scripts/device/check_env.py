@@ -1,4 +1,4 @@
-"""Check, before any training, that the device's Python can run our MoEL path.
+"""Check, before any training, that the device's Python can run our generators' path.
 
 Imports what ``parlai train_model`` / ``eval_model`` with ``-m empathy/moel`` import (found by
 listing ``sys.modules`` after a real run), checks that ParlAI's compatibility fixes are armed
@@ -22,7 +22,9 @@ MODULES = (
     # the code paths themselves
     "parlai.core.torch_generator_agent", "parlai.scripts.train_model",
     "parlai.scripts.eval_model", "parlai.tasks.empathetic_dialogues.agents",
-    "parlai.agents.empathy.moel", "parlai.agents.empathy.transformer_generator",
+    "parlai.agents.empathy.moel", "parlai.agents.empathy.mime",
+    "parlai.agents.empathy.transformer_generator", "parlai.tasks.esconv.agents",
+    "parlai_empathy.report.evaluate", "parlai_empathy.resume_point",
     "parlai_empathy.metrics", "parlai_empathy.zoo", "nltk.tokenize.treebank",
     "nltk.tokenize.destructive", "rouge_score.rouge_scorer",
     "vaderSentiment.vaderSentiment",

@@ -1,6 +1,6 @@
 """sha256 of the package's source files in a checkout (standard library only).
 
-``build_bundle.sh`` records it for the wheel it builds; ``train_moel_ed.sh`` recomputes it on
+``build_bundle.sh`` records it for the wheel it builds; ``train_recipes.sh`` recomputes it on
 the checkout that travelled and refuses to train a stale wheel.
 
     python3 scripts/device/source_fingerprint.py [REPO_ROOT]
