@@ -176,9 +176,12 @@ def test_mime_zoo_release_evaluates_and_chats_with_emotion_and_polarity(mirror, 
          "--skip-generation", "true", "--datapath", datapath, "--out", out],
         env=env,
     )
-    metrics = json.load(open(f"{out}.json"))["models"][0]["metrics"]
+    evaluation = json.load(open(f"{out}.json"))["models"][0]
     for name, value in MIME_V1_VALID64.items():
-        assert metrics[name] == pytest.approx(value, abs=1e-3), name
+        assert evaluation["metrics"][name] == pytest.approx(value, abs=1e-3), name
+    # its mixture samples whatever the decoding: the report records the seed it ran with
+    assert evaluation["settings"]["seed"] == 1234
+    assert "| 1234 |" in open(f"{out}.md").read()
     _, chat = _chat_once("zoo:empathy/mime_ed/model", "Mime",
                          "I finally got the job I wanted and I am so happy!", datapath, env)
     assert "[polarity]: positive" in chat or "[polarity]: negative" in chat

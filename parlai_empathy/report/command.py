@@ -125,7 +125,8 @@ def add_report_args(parser):
     )
     group.add_argument(
         "--seed", type=int, default=1234,
-        help="seed set before each model's evaluation (matters for sampling inference)",
+        help="seed set before each model's evaluation (matters for sampling inference and "
+        "for models that sample inside, e.g. MIME's stochastic mixture)",
     )
     return parser
 

@@ -33,6 +33,10 @@ SUITE_METRICS = (
 SAMPLING_INFERENCE = frozenset({"topk", "nucleus", "delayedbeam", "delayednucleusbeam",
                                 "factual_nucleus"})
 BEAM_INFERENCE = frozenset({"beam", "delayedbeam", "delayednucleusbeam"})
+# options under which a model samples inside its own forward pass at inference, whatever
+# --inference says, so that its numbers depend on the seed too: MIME's stochastic emotion
+# mixture (on by default, as in the original)
+SAMPLING_MODEL_OPTIONS = ("stochastic_mixture",)
 
 
 class ReportInputError(ValueError):
@@ -192,13 +196,15 @@ def evaluate_model(
 
     model_opt = _model_settings(opt)
     inference = model_opt.get("inference")
+    samples = inference in SAMPLING_INFERENCE or any(
+        model_opt.get(name) for name in SAMPLING_MODEL_OPTIONS)
     settings = {
         "task": opt["task"],
         "datatype": opt["datatype"],
         "inference": inference,
         "beam_size": model_opt.get("beam_size"),
         "num_examples": opt["num_examples"],
-        "seed": seed if inference in SAMPLING_INFERENCE else None,
+        "seed": seed if samples else None,
         "skip_generation": bool(model_opt.get("skip_generation")),
         "batchsize": opt.get("batchsize"),
     }
