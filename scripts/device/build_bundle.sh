@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Fill .device/ (ignored by git) with everything a lent NVIDIA H200 needs to train our recipes
-# (scripts/device/train_recipes.sh) on ED and ESConv without installing anything from a network
-# (the device machine reaches none): see docs/device_runs.md. Run it here, right before the device call, after the last code change
-# (the device script refuses a wheel older than the checkout).
+# (scripts/device/train_recipes.sh) on ED and ESConv without installing anything from a
+# network (the device machine reaches none): see docs/device_runs.md. Run it here, right
+# before the device call, after the last code change (the device script refuses a wheel
+# older than the checkout).
 #
-#   PARLAI_EMPATHY_MIRROR=../shared/data [RESUME_POINTS="mime_esconv ..."] bash scripts/device/build_bundle.sh
+#   PARLAI_EMPATHY_MIRROR=../shared/data [RESUME_POINTS="NAME ..."] \
+#     bash scripts/device/build_bundle.sh
 #
 # .device/wheels/  py3.12 wheels the device image lacks: ParlAI 1.7.2, this package (built
 #                  from the checkout, without the zoo archives), and the pure packages
@@ -35,7 +37,8 @@ for split in train valid test; do
     echo "build_bundle: $MIRROR/empatheticdialogues/$split.csv not found" >&2; exit 1; }
 done
 for split in train valid test; do
-  [ -f "$MIRROR/esconv/$split.json" ] || { echo "build_bundle: $MIRROR/esconv/$split.json not found" >&2; exit 1; }
+  [ -f "$MIRROR/esconv/$split.json" ] || {
+    echo "build_bundle: $MIRROR/esconv/$split.json not found" >&2; exit 1; }
 done
 for name in "${RESUME_NAMES[@]}"; do
   [ -f "zoo/empathy/resume_points/$name.tar.gz" ] || {
@@ -68,7 +71,8 @@ quiet "${PIP[@]}" wheel -q --no-deps -c constraints.txt -w "$STAGE/wheels" "${PU
 # zoo release archives and resume points: not needed to train, and they would not fit the
 # transfer
 mkdir -p "$WORK/src"
-git ls-files -co --exclude-standard -z | grep -zv -e '^zoo/empathy/releases/.*\.tar\.gz$' -e '^zoo/empathy/resume_points/.*\.tar\.gz$' \
+git ls-files -co --exclude-standard -z \
+  | grep -zv -e '^zoo/empathy/releases/.*\.tar\.gz$' -e '^zoo/empathy/resume_points/.*\.tar\.gz$' \
   | xargs -0 cp --parents -t "$WORK/src"
 quiet "${PIP[@]}" wheel -q --no-deps --no-build-isolation -w "$STAGE/wheels" "$WORK/src"
 OURS="$(ls "$STAGE"/wheels/parlai_empathy-*.whl)"
