@@ -34,7 +34,7 @@ import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -291,10 +291,12 @@ def _word2vec_header(path: str) -> Optional[Tuple[int, int]]:
     return count, dim
 
 
-def _load_word2vec_binary(path: str, words: Sequence[str]) -> WordVectors:
-    """Read a word2vec binary file (the C tool's and gensim's ``binary=True`` format):
-    ``count dim\\n`` then per word its UTF-8 bytes, a space and ``dim`` float32
-    (little-endian), optionally followed by a newline. Only dictionary words are copied."""
+def word2vec_entries(path: str) -> Tuple[int, Iterator[Tuple[str, bytes, int, int]]]:
+    """The dimension of a word2vec binary file (the C tool's and gensim's ``binary=True``
+    format: ``count dim\\n`` then per word its UTF-8 bytes, a space and ``dim`` float32,
+    little-endian, optionally followed by a newline) and an iterator over its entries:
+    ``(word, data, start, end)``, the entry being ``data[start:end]`` (word, space, vector) and
+    its vector the last ``4 * dim`` bytes of it. Damaged files fail naming file and entry."""
     with _open_binary(path) as handle:
         data = handle.read()
     first_line, newline, _ = data[:256].partition(b"\n")
@@ -304,33 +306,46 @@ def _load_word2vec_binary(path: str, words: Sequence[str]) -> WordVectors:
     count, dim = int(parts[0]), int(parts[1])
     if dim <= 0:
         raise ValueError(f"{path}: the header gives dimension {dim}")
-    width = 4 * dim
+
+    def entries():
+        width = 4 * dim
+        pos = len(first_line) + 1
+        for entry in range(1, count + 1):
+            while data[pos:pos + 1] == b"\n":
+                pos += 1
+            space = data.find(b" ", pos, pos + 4096)
+            if space < 0:
+                where = "ends" if pos >= len(data) else "has no word followed by a space"
+                raise ValueError(
+                    f"{path}: entry {entry} of the {count} the header announces (byte {pos}) "
+                    f"{where}"
+                )
+            end = space + 1 + width
+            if end > len(data):
+                raise ValueError(
+                    f"{path}: entry {entry} of {count} is cut short: its {dim} float32 need "
+                    f"bytes {space + 1}-{end}, the file has {len(data)}"
+                )
+            yield data[pos:space].decode("utf-8", errors="replace"), data, pos, end
+            pos = end
+        if data[pos:].strip():
+            raise ValueError(
+                f"{path}: {len(data) - pos} bytes follow the {count} entries the header "
+                "announces"
+            )
+
+    return dim, entries()
+
+
+def _load_word2vec_binary(path: str, words: Sequence[str]) -> WordVectors:
+    """Read a word2vec binary file (:func:`word2vec_entries`); only dictionary words are
+    copied."""
+    dim, entries = word2vec_entries(path)
     matcher = _Matcher(words, dim)
-    pos = len(first_line) + 1
-    for entry in range(1, count + 1):
-        while data[pos:pos + 1] == b"\n":
-            pos += 1
-        space = data.find(b" ", pos, pos + 4096)
-        if space < 0:
-            where = "ends" if pos >= len(data) else "has no word followed by a space"
-            raise ValueError(
-                f"{path}: entry {entry} of the {count} the header announces (byte {pos}) {where}"
-            )
-        end = space + 1 + width
-        if end > len(data):
-            raise ValueError(
-                f"{path}: entry {entry} of {count} is cut short: its {dim} float32 need bytes "
-                f"{space + 1}-{end}, the file has {len(data)}"
-            )
-        word = data[pos:space].decode("utf-8", errors="replace")
+    for word, data, _, end in entries:
         exact, fallback = matcher.rows(word)
         if exact or fallback:
-            matcher.put(exact, fallback, np.frombuffer(data, "<f4", dim, space + 1))
-        pos = end
-    if data[pos:].strip():
-        raise ValueError(
-            f"{path}: {len(data) - pos} bytes follow the {count} entries the header announces"
-        )
+            matcher.put(exact, fallback, np.frombuffer(data, "<f4", dim, end - 4 * dim))
     return WordVectors(matcher.vectors, matcher.found, dim, path)
 
 

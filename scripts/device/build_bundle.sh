@@ -29,6 +29,8 @@ BUNDLE="${BUNDLE:-.device}"
 LIMIT_MIB="${LIMIT_MIB:-64}"
 PY="$VENV/bin/python"
 VECTORS="${VECTORS:-word2vec-bolukbasi-300}"
+# the zoo's archives (releases, resume points): never in the wheel, never sent to the device
+ZOO_ARCHIVES=(-e '^zoo/empathy/releases/.*\.tar\.gz$' -e '^zoo/empathy/resume_points/.*\.tar\.gz$')
 read -r -a RESUME_NAMES <<< "${RESUME_POINTS:-}"
 MIRROR="${PARLAI_EMPATHY_MIRROR:?set PARLAI_EMPATHY_MIRROR to the folder holding empatheticdialogues/*.csv}"
 [ -x "$PY" ] || { echo "build_bundle: $PY not found (bash scripts/setup_env.sh, or VENV=...)" >&2; exit 1; }
@@ -71,8 +73,7 @@ quiet "${PIP[@]}" wheel -q --no-deps -c constraints.txt -w "$STAGE/wheels" "${PU
 # zoo release archives and resume points: not needed to train, and they would not fit the
 # transfer
 mkdir -p "$WORK/src"
-git ls-files -co --exclude-standard -z \
-  | grep -zv -e '^zoo/empathy/releases/.*\.tar\.gz$' -e '^zoo/empathy/resume_points/.*\.tar\.gz$' \
+git ls-files -co --exclude-standard -z | grep -zv "${ZOO_ARCHIVES[@]}" \
   | xargs -0 cp --parents -t "$WORK/src"
 quiet "${PIP[@]}" wheel -q --no-deps --no-build-isolation -w "$STAGE/wheels" "$WORK/src"
 OURS="$(ls "$STAGE"/wheels/parlai_empathy-*.whl)"
@@ -129,10 +130,9 @@ cat "$BUNDLE/MANIFEST.txt"
 # What a device call sends: the working tree (tracked and untracked-not-ignored files) plus
 # the carried .device/, at most 64 MiB together. The zoo's archives travel too unless they are
 # taken out of the index for the call (docs/device_runs.md, section 2): counted apart.
-TREE_BYTES="$(git ls-files -co --exclude-standard -z | grep -zv -e '^zoo/empathy/releases/.*\.tar\.gz$' \
-  -e '^zoo/empathy/resume_points/.*\.tar\.gz$' | xargs -0 stat -c %s | awk '{s+=$1} END {print s+0}')"
-ZOO_BYTES="$(git ls-files -co --exclude-standard -z -- 'zoo/empathy/releases/*.tar.gz' \
-  'zoo/empathy/resume_points/*.tar.gz' | xargs -0 -r stat -c %s | awk '{s+=$1} END {print s+0}')"
+bytes_of() { xargs -0 -r stat -c %s | awk '{s+=$1} END {print s+0}'; }
+TREE_BYTES="$(git ls-files -co --exclude-standard -z | grep -zv "${ZOO_ARCHIVES[@]}" | bytes_of)"
+ZOO_BYTES="$(git ls-files -co --exclude-standard -z | grep -z "${ZOO_ARCHIVES[@]}" | bytes_of)"
 echo "zoo archives and resume points in the index: $((ZOO_BYTES >> 20)) MiB (must not travel)"
 BUNDLE_BYTES="$(du -sb "$BUNDLE" | cut -f1)"
 "$PY" - "$TREE_BYTES" "$BUNDLE_BYTES" "$LIMIT_MIB" <<'EOF'

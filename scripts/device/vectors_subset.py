@@ -47,10 +47,11 @@ def _number_text(values):
 
 
 def _takes(words):
-    """Whether a source word fills some dictionary row (the agents' matching rule)."""
-    exact = set(words)
-    lower = {w.lower() for w in words}
-    return lambda word: word in exact or (word.islower() and word in lower)
+    """Whether a source word fills some dictionary row, by the agents' own matching rule."""
+    from parlai_empathy.embeddings import _Matcher
+
+    matcher = _Matcher(words, 1)
+    return lambda word: any(matcher.rows(word))
 
 
 def _gzip_writer(path):
@@ -76,26 +77,19 @@ def _write_glove(words, handle_out):
 
 
 def _write_word2vec(words, source, handle_out):
-    from parlai_empathy.embeddings import WHEEL_VECTORS, _verify, _wheel_vectors_file
+    from parlai_empathy.embeddings import (
+        WHEEL_VECTORS,
+        _verify,
+        _wheel_vectors_file,
+        word2vec_entries,
+    )
 
     asset = WHEEL_VECTORS[source]
     path = _wheel_vectors_file(asset)
     _verify(path, asset.sha256, f"{asset.member} in {asset.wheel}")
-    with open(path, "rb") as handle:
-        data = handle.read()
-    first_line, _, _ = data[:256].partition(b"\n")
-    count, dim = (int(part) for part in first_line.split())
+    dim, entries = word2vec_entries(path)
     takes = _takes(words)
-    kept = []
-    pos = len(first_line) + 1
-    for _ in range(count):
-        while data[pos:pos + 1] == b"\n":
-            pos += 1
-        space = data.index(b" ", pos)
-        end = space + 1 + 4 * dim
-        if takes(data[pos:space].decode("utf-8", errors="replace")):
-            kept.append(data[pos:end])
-        pos = end
+    kept = [data[start:end] for word, data, start, end in entries if takes(word)]
     handle_out.write(f"{len(kept)} {dim}\n".encode("ascii"))
     for entry in kept:
         handle_out.write(entry + b"\n")
