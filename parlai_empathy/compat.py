@@ -66,6 +66,11 @@ def _train_model_resume_fixes():
     from ``MODEL.opt`` with ``--load-from-checkpoint`` still on, then loads the last
     checkpoint instead of ``MODEL``. The option has done its work once the loop's agent is
     built, so a resumed single-process loop turns it off for the final reload.
+
+    Running ``train_model`` again on a run that has reached its ``--max-train-steps`` (to
+    finish the steps after training, say) took no step, so the loop's epoch count was never
+    set: saving the model crashed half-way through writing ``MODEL.trainstats``, leaving it
+    empty and the run unable to resume. The count starts at the resumed run's epochs.
     """
     import parlai.scripts.train_model as train_model
     from parlai.utils.distributed import is_distributed
@@ -77,6 +82,8 @@ def _train_model_resume_fixes():
 
     def __init__(self, opt):
         original_init(self, opt)
+        if not hasattr(self, "_total_epochs"):  # set by the first training step only
+            self._total_epochs = self._preempted_epochs
         if self.valid_reports:
             steps = self.valid_reports[-1].get("train_steps")
             if isinstance(steps, int) and 0 <= steps <= self._train_steps:

@@ -18,6 +18,11 @@
 # rate decays to 0 at the horizon): VALID_STEPS=N validates every N updates on
 # VALID_EXAMPLES (1000) valid examples and keeps the best state instead (ParlAI never
 # validates the updates after the last check, so a cap can leave them out).
+# INIT_MODEL=FILE starts CoBERT from that model's weights (scripts/device/train_recipes.sh:
+# the bundled untrained CoBERT, fp16 MiniLM); MODEL_ARGS adds options to CoBERT's training
+# (last: they override the recipe's). TRAIN_ONLY=1 trains CoBERT (and packs the release when
+# RELEASE_VERSION is set) and stops: no evaluation, no other row. PARLAI and PYTHON name the
+# commands (default: the .venv's).
 # ROWS (default "cobert cosine tfidf biencoder"): the rows to compute; a row whose report
 # exists is not computed again, and the table has every row with a report.
 # RELEASE_VERSION=vN also packs the zoo release with the training responses as its fixed
@@ -42,16 +47,47 @@ ROWS=" ${ROWS:-cobert cosine tfidf biencoder} "
 row() { [[ "$ROWS" == *" $1 "* ]] && [ ! -e "$RUN_DIR/eval_$1.json" ]; }
 ENCODER=(${ENCODER_PATH:+--encoder-path "$ENCODER_PATH"})
 mkdir -p "$RUN_DIR/cobert" "$RUN_DIR/biencoder"
-P=.venv/bin/parlai
+P="${PARLAI:-.venv/bin/parlai}"
+PY="${PYTHON:-.venv/bin/python}"
+read -r -a MODEL_EXTRA <<< "${MODEL_ARGS:-}"
+
+release() {  # the zoo release: the trained CoBERT with the training responses as candidates
+  [ -n "${RELEASE_VERSION:-}" ] && [ "$DATASET" = ed ] || return 0
+  # the release's chat candidates: the first distinct training responses
+  "$PY" - "$RUN_DIR/release_cands.txt" "${RELEASE_CANDIDATES:-500}" <<'PYCODE'
+import sys
+from parlai.core.params import ParlaiParser
+from parlai.core.teachers import create_task_agent_from_taskname
+out, wanted = sys.argv[1], int(sys.argv[2])
+opt = ParlaiParser(True, False).parse_args(
+    ["-t", "empathetic_dialogues", "--train-experiencer-only", "true", "-dt", "train:ordered"])
+teacher = create_task_agent_from_taskname(opt)[0]
+seen = {}
+while len(seen) < wanted and not teacher.epoch_done():
+    for label in teacher.act().get("labels", []):
+        if label.strip():
+            seen.setdefault(label.strip(), None)
+with open(out, "w", encoding="utf-8") as f:
+    f.writelines(line + "\n" for line in list(seen)[:wanted])
+PYCODE
+  "$PY" -m parlai_empathy.zoo pack --model-file "$RUN_DIR/cobert/model" \
+    --name cobert_ed --version "$RELEASE_VERSION" --out "$RUN_DIR/release" --fp16 \
+    --candidates "$RUN_DIR/release_cands.txt"
+}
 
 # 1. CoBERT
 if row cobert; then
 $P train_model -m empathy/cobert "${TASK[@]}" -mf "$RUN_DIR/cobert/model" "${ENCODER[@]}" \
-  --seed 1 -bs 16 --update-freq "${UPDATE_FREQ:-1}" -cands batch -ecands inline \
-  "${BUDGET[@]}" "${VALID[@]}" --save-every-n-secs 600 --log-every-n-secs 60
+  ${INIT_MODEL:+--init-model "$INIT_MODEL"} --seed 1 -bs 16 \
+  --update-freq "${UPDATE_FREQ:-1}" -cands batch -ecands inline \
+  "${BUDGET[@]}" "${VALID[@]}" --save-every-n-secs 600 --log-every-n-secs 60 \
+  "${MODEL_EXTRA[@]}"
+if [ -z "${TRAIN_ONLY:-}" ]; then
 $P eval_model -mf "$RUN_DIR/cobert/model" "${EVAL[@]}" -bs 8 \
   --report-filename "$RUN_DIR/eval_cobert.json"
 fi
+fi
+if [ -n "${TRAIN_ONLY:-}" ]; then release; exit 0; fi
 
 # 2. the same encoder untrained: cosine of mean-pooled outputs
 if row cosine; then
@@ -82,27 +118,6 @@ for ROW in "CoBERT (fine-tuned)=cobert" "encoder, no fine-tuning (cosine)=cosine
   REPORT="$RUN_DIR/eval_${ROW##*=}.json"
   if [ -e "$REPORT" ]; then TABLE+=("${ROW%=*}=$REPORT"); fi
 done
-.venv/bin/python -m parlai_empathy.ranking_table --out "$RUN_DIR/results.md" "${TABLE[@]}"
+"$PY" -m parlai_empathy.ranking_table --out "$RUN_DIR/results.md" "${TABLE[@]}"
 
-if [ -n "${RELEASE_VERSION:-}" ] && [ "$DATASET" = ed ]; then
-  # the release's chat candidates: the first distinct training responses
-  .venv/bin/python - "$RUN_DIR/release_cands.txt" "${RELEASE_CANDIDATES:-500}" <<'PY'
-import sys
-from parlai.core.params import ParlaiParser
-from parlai.core.teachers import create_task_agent_from_taskname
-out, wanted = sys.argv[1], int(sys.argv[2])
-opt = ParlaiParser(True, False).parse_args(
-    ["-t", "empathetic_dialogues", "--train-experiencer-only", "true", "-dt", "train:ordered"])
-teacher = create_task_agent_from_taskname(opt)[0]
-seen = {}
-while len(seen) < wanted and not teacher.epoch_done():
-    for label in teacher.act().get("labels", []):
-        if label.strip():
-            seen.setdefault(label.strip(), None)
-with open(out, "w", encoding="utf-8") as f:
-    f.writelines(line + "\n" for line in list(seen)[:wanted])
-PY
-  .venv/bin/python -m parlai_empathy.zoo pack --model-file "$RUN_DIR/cobert/model" \
-    --name cobert_ed --version "$RELEASE_VERSION" --out "$RUN_DIR/release" --fp16 \
-    --candidates "$RUN_DIR/release_cands.txt"
-fi
+release

@@ -14,9 +14,12 @@
 # served to the teacher as a private mirror under RUN_DIR.
 # Set-up as recipes/cobert_ed.sh (AdamW 2e-5, linear decay, batch 16, context 256, response
 # 32, seed 1); knobs MAX_TRAIN_STEPS (default 20000), TRAIN_SECS, EVAL_EXAMPLES,
-# VALID_EXAMPLES, ENCODER_PATH, UPDATE_FREQ.
+# VALID_EXAMPLES, ENCODER_PATH, UPDATE_FREQ; PARLAI and PYTHON name the commands (default:
+# the .venv's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+P="${PARLAI:-.venv/bin/parlai}"
+PY="${PYTHON:-.venv/bin/python}"
 RUN_DIR="${1:-runs/cobert_pec}"
 STEPS="${MAX_TRAIN_STEPS:-20000}"
 DATA=()
@@ -24,7 +27,7 @@ if [ -n "${PEC_ROOT:-}" ]; then
   [ -f "$PEC_ROOT/happy/train.txt" ] || { echo "PEC_ROOT=$PEC_ROOT has no happy/train.txt" >&2; exit 2; }
   rm -rf "$RUN_DIR/mirror" "$RUN_DIR/data"
   mkdir -p "$RUN_DIR/mirror/pec" "$RUN_DIR/data"
-  .venv/bin/python - "$PEC_ROOT" "$RUN_DIR/mirror/pec/hf_pec.zip" <<'PY'
+  "$PY" - "$PEC_ROOT" "$RUN_DIR/mirror/pec/hf_pec.zip" <<'PY'
 import os, sys, zipfile
 root, archive = sys.argv[1], sys.argv[2]
 with zipfile.ZipFile(archive, "w") as zf:
@@ -41,16 +44,16 @@ ENCODER=(${ENCODER_PATH:+--encoder-path "$ENCODER_PATH"})
 ROWS=()
 for DOMAIN in happy offmychest; do
   mkdir -p "$RUN_DIR/$DOMAIN"
-  .venv/bin/parlai train_model -m empathy/cobert -t "pec:$DOMAIN" "${DATA[@]}" \
+  "$P" train_model -m empathy/cobert -t "pec:$DOMAIN" "${DATA[@]}" \
     -mf "$RUN_DIR/$DOMAIN/model" "${ENCODER[@]}" --seed 1 -bs 16 \
     --update-freq "${UPDATE_FREQ:-1}" -cands batch -ecands inline \
     --max-train-steps "$STEPS" ${TRAIN_SECS:+--max-train-time "$TRAIN_SECS"} \
     -vstep "${VALID_STEPS:-2000}" --validation-max-exs "${VALID_EXAMPLES:-1000}" \
     -vmt hits@1 -vmm max --short-final-eval true --save-every-n-secs 600 \
     --log-every-n-secs 60
-  .venv/bin/parlai eval_model -mf "$RUN_DIR/$DOMAIN/model" -t "pec:$DOMAIN" "${DATA[@]}" \
+  "$P" eval_model -mf "$RUN_DIR/$DOMAIN/model" -t "pec:$DOMAIN" "${DATA[@]}" \
     -dt test -ecands inline -bs 8 ${EVAL_EXAMPLES:+--num-examples "$EVAL_EXAMPLES"} \
     --report-filename "$RUN_DIR/eval_$DOMAIN.json"
   ROWS+=("CoBERT, personas, pec:$DOMAIN=$RUN_DIR/eval_$DOMAIN.json")
 done
-.venv/bin/python -m parlai_empathy.ranking_table --out "$RUN_DIR/results.md" "${ROWS[@]}"
+"$PY" -m parlai_empathy.ranking_table --out "$RUN_DIR/results.md" "${ROWS[@]}"

@@ -11,7 +11,7 @@
 # (BEST_AFTER=N changes that; 0: ParlAI's rule), beam 5 and greedy on the full
 # test split) except --emotion-groups 16: 16 listeners + the shared one, the classifier over
 # the 16 groups, ED's 32 labels mapped to their group (parlai_empathy.emotions). The packed
-# release is moel16_ed-$RELEASE_VERSION (zoo:empathy/moel16_ed/model once published).
+# release is moel16_ed-$RELEASE_VERSION (v1 is zoo:empathy/moel16_ed/model).
 # MAX_TRAIN_STEPS=N stops after N updates (the 32-emotion run must use the same N);
 # EMBEDDING_FILE as in moel_ed.sh; EVAL_ARGS adds options to the test evaluations
 # (--num-examples N for a smoke run); MODEL_ARGS adds options to the training (last: they

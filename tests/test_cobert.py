@@ -510,3 +510,91 @@ def test_candidate_benchmark_runs_and_reranking_answers_as_exact_inside_its_shor
     same, inside, worst = (int(g) for g in found.groups())
     assert same == inside
     assert (worst < 5) == (inside == 8)
+
+
+# --- the recipes ---------------------------------------------------------------------------------
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _recipe(name, run_dir, env):
+    import sys
+
+    from parlai_cli import run_command
+
+    bin_dir = os.path.dirname(sys.executable)
+    env = {"OMP_NUM_THREADS": "1", "PARLAI": os.path.join(bin_dir, "parlai"),
+           "PYTHON": sys.executable, **env}
+    proc = run_command(["bash", os.path.join(REPO, "recipes", name), str(run_dir)], env=env,
+                       timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    return proc.stdout
+
+
+def _table_rows(path):
+    """The rows of a ranking table (``parlai_empathy.ranking_table``) by model name."""
+    rows = {}
+    for line in open(path, encoding="utf-8"):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] not in ("model",) and not cells[0].startswith("-"):
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+@pytest.mark.slow
+def test_ed_recipe_trains_releases_then_evaluates_and_tabulates(encoder, mirror, ed_datapath,
+                                                                tmp_path):
+    """``recipes/cobert_ed.sh`` on the real ED data with a tiny encoder: TRAIN_ONLY=1 (the
+    device's way) trains and packs the release with its chat candidates and evaluates
+    nothing; the full run then evaluates the rows on the 100-candidate test sets."""
+    import json
+    import tarfile
+
+    from parlai_empathy.mirror import MIRROR_ENV
+
+    run_dir = tmp_path / "run"
+    env = {MIRROR_ENV: mirror, "PARLAI_DATAPATH": ed_datapath, "ENCODER_PATH": encoder,
+           "MAX_TRAIN_STEPS": "2", "VALID_EXAMPLES": "4", "EVAL_EXAMPLES": "8",
+           "RELEASE_VERSION": "vtest", "RELEASE_CANDIDATES": "12", "ROWS": "cobert tfidf",
+           "MODEL_ARGS": "--text-truncate 64"}
+    _recipe("cobert_ed.sh", run_dir, {**env, "TRAIN_ONLY": "1"})
+    # trained (ParlAI's linear schedule ends the run one update before its horizon)
+    assert json.load(open(run_dir / "cobert" / "model.trainstats"))["train_steps"] >= 1
+    assert not list(run_dir.glob("eval_*.json")) and not (run_dir / "results.md").exists()
+    archive = run_dir / "release" / "cobert_ed-vtest.tar.gz"
+    with tarfile.open(archive) as tar:
+        cands = tar.extractfile("model.cands.txt").read().decode().splitlines()
+        names = tar.getnames()
+    assert len(cands) == len(set(cands)) == 12
+    assert "model.cands.cobert-encs" in names and "model.encoder/config.json" in names
+
+    _recipe("cobert_ed.sh", run_dir, env)
+    rows = _table_rows(run_dir / "results.md")
+    assert set(rows) == {"CoBERT (fine-tuned)", "TF-IDF"}, rows
+    for name, row in (("cobert", "CoBERT (fine-tuned)"), ("tfidf", "TF-IDF")):
+        report = json.load(open(run_dir / f"eval_{name}.json"))["report"]
+        assert report["exs"] >= 8 and 0 <= report["hits@1"] <= report["hits@10"] <= 1
+        assert 0 < report["mrr"] <= 1
+        assert rows[row][:2] == [str(report["exs"]), f"{report['hits@1']:.4f}"]
+
+
+@pytest.mark.slow
+def test_pec_recipe_runs_end_to_end_on_the_fixture(encoder, tmp_path):
+    """``recipes/cobert_pec.sh`` on the PEC fixture (personas, both domains): the README's
+    command for the real PEC numbers, with a tiny encoder and budget."""
+    import json
+
+    run_dir = tmp_path / "run"
+    _recipe("cobert_pec.sh", run_dir, {
+        "PEC_ROOT": os.path.join(REPO, "tests", "fixtures", "pec", "hf_pec"),
+        "ENCODER_PATH": encoder, "MAX_TRAIN_STEPS": "2", "VALID_EXAMPLES": "4",
+        "EVAL_EXAMPLES": "4"})
+    rows = _table_rows(run_dir / "results.md")
+    assert set(rows) == {"CoBERT, personas, pec:happy", "CoBERT, personas, pec:offmychest"}
+    # EVAL_EXAMPLES=4 (ParlAI evaluates whole batches of 8); offmychest's test split has 3
+    for domain, examples in (("happy", 8), ("offmychest", 3)):
+        opt = json.load(open(run_dir / domain / "model.opt"))
+        assert opt["task"] == f"pec:{domain}" and opt["encoder_path"] == encoder
+        report = json.load(open(run_dir / f"eval_{domain}.json"))["report"]
+        assert report["exs"] == examples and 0 <= report["hits@1"] <= report["hits@10"] <= 1
+        assert rows[f"CoBERT, personas, pec:{domain}"][0] == str(examples)

@@ -111,6 +111,27 @@ def test_resumed_training_validates_on_schedule(tmp_path):
     assert [r["train_steps"] for r in resumed["valid_reports"]] == [20, 40]
 
 
+def test_rerunning_a_finished_training_leaves_its_trainstats_whole(tmp_path):
+    """train_model again on a run whose linear schedule has ended (CoBERT's recipes) trains
+    nothing, exits cleanly and keeps MODEL.trainstats (ParlAI crashed while writing it,
+    leaving it empty)."""
+    import json
+
+    from parlai_cli import run_parlai
+
+    model_file = tmp_path / "model"
+    command = ["train_model", "-m", "empathy/tiny_generator", "-t", "integration_tests",
+               "-mf", model_file, "--datapath", tmp_path / "data", "-vme", 16,
+               "--short-final-eval", "true", "--skip-generation", "true",
+               "--max-train-steps", 20, "--lr-scheduler", "linear"]
+    run_parlai(command)
+    first = json.loads(open(f"{model_file}.trainstats").read())
+    run_parlai(command)
+    again = json.loads(open(f"{model_file}.trainstats").read())
+    assert first["train_steps"] == again["train_steps"] >= 19
+    assert again["total_epochs"] == pytest.approx(first["total_epochs"])
+
+
 def test_final_evaluation_of_a_resumed_run_uses_the_best_model(tmp_path):
     """After resuming from MODEL.checkpoint, train_model's closing valid evaluation scores
     the best validation model (MODEL), not the last checkpoint."""

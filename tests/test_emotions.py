@@ -72,3 +72,38 @@ def test_esconv_label_sets():
         E.strategy_id("question")
     with pytest.raises(ValueError, match="anxiety"):
         E.esconv_emotion_type_id("Anxiety")
+
+
+def _group_accuracy_recipe():
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "recipes", "emotion_group_accuracy.py")
+    spec = importlib.util.spec_from_file_location("emotion_group_accuracy", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_group_accuracy_maps_a_32_emotion_prediction_to_its_group(tmp_path):
+    """recipes/emotion_group_accuracy.py (the README's MoEL-32-on-16-groups number): a
+    predicted emotion counts when its group is the gold emotion's; a group counts as is."""
+    import json
+
+    recipe = _group_accuracy_recipe()
+    terrified_group = E.group_of("terrified")
+    other = next(e for e in E.ED_EMOTIONS if E.group_of(e) != terrified_group)
+    sibling = next(e for e in E.ED_EMOTIONS
+                   if E.group_of(e) == terrified_group and e != "terrified")
+    turns = [("terrified", sibling, 0.0), ("terrified", other, 0.0),
+             ("terrified", "terrified", 1.0), ("terrified", terrified_group, 0.0)]
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(
+        json.dumps({"dialog": [[{"emotion": gold},
+                                {"emotion": predicted, "metrics": {"emotion_acc": acc}}]]})
+        + "\n" for gold, predicted, acc in turns))
+    assert recipe.group_accuracy(str(log)) == (3, 4, 0.25)
+    log.write_text(json.dumps({"dialog": [[{"text": "hi"}, {"metrics": {}}]]}) + "\n")
+    with pytest.raises(ValueError, match=r"line 1: a turn without an emotion"):
+        recipe.group_accuracy(str(log))

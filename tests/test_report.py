@@ -24,7 +24,7 @@ from parlai_empathy.report.anchors import (
 )
 from parlai_empathy.report.chart import CHART_SIZE_PX, DEFAULT_CHART_METRICS, chart_series
 from parlai_empathy.report.evaluate import SUITE_METRICS, ModelEvaluation
-from parlai_empathy.report.render import format_metric
+from parlai_empathy.report.render import format_metric, side_by_side_rows
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANCHORS_MD = os.path.join(os.path.dirname(REPO), "shared", "docs", "ANCHORS.md")
@@ -271,6 +271,25 @@ def test_anchor_cells_and_tasks():
     misc = ESCONV.rows[-1]
     assert misc.model == "MISC" and misc.value(ESCONV, "bleu2") == 7.31
     assert misc.value(ESCONV, "mbleu") is None  # ESConv anchors give BLEU-2, not BLEU-4
+
+
+def test_an_emotion_accuracy_over_another_label_set_is_named_in_its_cell():
+    """ED's anchors give accuracy over the 32 emotions: a 16-group model's number under them
+    says which set it is over; a 32-emotion model's (or one without the option) does not."""
+    def row(labels):
+        evaluation = ModelEvaluation(
+            "runs/x/model", "runs/x/model",
+            {"inference": "beam", "beam_size": 5, "datatype": "test", "seed": None,
+             "emotion_labels": labels},
+            {"ppl": 50.0, "emotion_acc": 0.46971, "mbleu": 1.5, "exs": 10},
+        )
+        cells = side_by_side_rows([evaluation], EMPATHETIC_DIALOGUES)[0]
+        return dict(zip(["model", "source", *EMPATHETIC_DIALOGUES.headers], cells))
+
+    assert row("ed16")["Emotion acc (32)"] == "0.4697 (ed16: 16 classes)"
+    assert row("ed32")["Emotion acc (32)"] == "0.4697"
+    assert row(None)["Emotion acc (32)"] == "0.4697"
+    assert row("ed16")["BLEU"] == "1.50" and row("ed16")["PPL"] == "50.00"
 
 
 def test_chart_series_pick_the_variant_our_models_used():

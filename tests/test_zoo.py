@@ -135,14 +135,14 @@ def _chat_once(model_file, speaker, text, datapath, env):
 MOEL_V3_VALID64 = {"ppl": 68.36230, "emotion_acc": 9 / 64, "emotion_acc@5": 34 / 64}
 
 
-def test_moel_zoo_release_evaluates_and_chats_with_its_emotion(mirror, datapath, tmp_path):
-    """``zoo:empathy/moel_ed/model``: the bundled MoEL release through the real CLI."""
+def _golden_valid64(model_file, golden, env, datapath, tmp_path):
+    """``parlai eval_model`` of a zoo generator on the first 64 ED valid examples (batch 16,
+    no generation) gives the release's golden numbers."""
     import json
 
-    env = {MIRROR_ENV: mirror}
     report_file = tmp_path / "report.json"
     run_parlai(
-        ["eval_model", "-mf", "zoo:empathy/moel_ed/model", "-t", "empathetic_dialogues",
+        ["eval_model", "-mf", model_file, "-t", "empathetic_dialogues",
          "--train-experiencer-only", "true", "-dt", "valid", "--num-examples", 64,
          "--batchsize", 16, "--skip-generation", "true", "--datapath", datapath,
          "--report-filename", report_file],
@@ -150,10 +150,37 @@ def test_moel_zoo_release_evaluates_and_chats_with_its_emotion(mirror, datapath,
     )
     report = json.load(open(report_file))["report"]
     assert report["exs"] == 64
-    for name, value in MOEL_V3_VALID64.items():
+    for name, value in golden.items():
         assert report[name] == pytest.approx(value, abs=1e-3), name
+
+
+def test_moel_zoo_release_evaluates_and_chats_with_its_emotion(mirror, datapath, tmp_path):
+    """``zoo:empathy/moel_ed/model``: the bundled MoEL release through the real CLI."""
+    env = {MIRROR_ENV: mirror}
+    _golden_valid64("zoo:empathy/moel_ed/model", MOEL_V3_VALID64, env, datapath, tmp_path)
     _chat_once("zoo:empathy/moel_ed/model", "Moel",
                "My dog died yesterday and I can't stop crying.", datapath, env)
+
+
+# Golden numbers of the frozen MoEL-16 v1 release on the same 64 examples: emotion accuracy
+# over the 16 groups (ED's labels mapped to their group). Measured on the release when it was
+# made.
+MOEL16_V1_VALID64 = {"ppl": 63.79267, "emotion_acc": 18 / 64, "emotion_acc@5": 47 / 64}
+
+
+def test_moel16_zoo_release_evaluates_and_chats_in_the_16_groups(mirror, datapath, tmp_path):
+    """``zoo:empathy/moel16_ed/model``: MoEL over the 16 groups, through the real CLI; its
+    chat shows a group, not one of the 32 emotions."""
+    import re
+
+    from parlai_empathy import emotions
+
+    env = {MIRROR_ENV: mirror}
+    _golden_valid64("zoo:empathy/moel16_ed/model", MOEL16_V1_VALID64, env, datapath, tmp_path)
+    _, chat = _chat_once("zoo:empathy/moel16_ed/model", "Moel",
+                         "My dog died yesterday and I can't stop crying.", datapath, env)
+    shown = re.search(r"\[emotion\]: (\S+)", chat).group(1)
+    assert shown in emotions.GROUP_NAMES and len(emotions.GROUP_NAMES) == 16, shown
 
 
 # Golden numbers of the frozen MIME v1 release on the first 64 ED valid examples (batch 16):

@@ -49,6 +49,9 @@ class Column:
     header: str  # as ANCHORS.md writes it
     metric: Optional[str] = None  # our suite's name, None when we do not measure it
     definition: str = ""  # how the anchor's definition relates to ours
+    # the emotion label set the anchors' numbers are over (``emotion_acc`` columns): a model of
+    # ours predicting another set gets its set named in its cell
+    label_set: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,9 @@ EMPATHETIC_DIALOGUES = AnchorTable(
             "Emotion acc (32)",
             "emotion_acc",
             "fraction of test examples whose predicted emotion (of 32) is the gold one = our "
-            "`emotion_acc`; only models that predict emotions report it",
+            "`emotion_acc`; only models that predict emotions report it (a model of ours over "
+            "another label set has it named in its cell, e.g. `(ed16: 16 groups)`)",
+            label_set="ed32",
         ),
         Column(
             "BLEU",

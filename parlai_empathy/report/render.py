@@ -14,7 +14,8 @@ Missing values are ``–``.
 import math
 from typing import Iterable, List, Optional, Sequence
 
-from parlai_empathy.report.anchors import MISSING, AnchorTable
+from parlai_empathy import emotions
+from parlai_empathy.report.anchors import MISSING, AnchorTable, Column
 from parlai_empathy.report.evaluate import (
     BEAM_INFERENCE,
     SUITE_METRICS,
@@ -104,6 +105,19 @@ def format_options(options) -> str:
     return " ".join(flags)
 
 
+def _anchor_cell(column: Column, evaluation: ModelEvaluation) -> str:
+    """Our number under an anchors column; an emotion accuracy over another label set than
+    the anchors' has its set named: ``0.4697 (ed16: 16 classes)``."""
+    if not column.metric:
+        return MISSING
+    text = format_metric(column.metric, evaluation.report.get(column.metric))
+    ours = evaluation.settings.get("emotion_labels")
+    if text != MISSING and column.label_set and ours and ours != column.label_set:
+        known = emotions.LABEL_SETS.get(ours)
+        text += f" ({ours}: {len(known.labels)} classes)" if known else f" ({ours})"
+    return text
+
+
 def side_by_side_rows(
     evaluations: Sequence[ModelEvaluation], anchors: Optional[AnchorTable]
 ) -> List[List[str]]:
@@ -114,10 +128,7 @@ def side_by_side_rows(
         if anchors is None:
             cells += [format_metric(m, evaluation.report.get(m)) for m in DEFAULT_COLUMNS]
         else:
-            cells += [
-                format_metric(c.metric, evaluation.report.get(c.metric)) if c.metric else MISSING
-                for c in anchors.columns
-            ]
+            cells += [_anchor_cell(c, evaluation) for c in anchors.columns]
         rows.append(cells)
     if anchors is not None:
         rows += [[row.model, row.source, *row.cells] for row in anchors.rows]

@@ -6,7 +6,7 @@
 # older than the checkout).
 #
 #   PARLAI_EMPATHY_MIRROR=../shared/data [RESUME_POINTS="NAME ..."] \
-#     bash scripts/device/build_bundle.sh
+#     [COBERT=1 VECTORS=none] bash scripts/device/build_bundle.sh
 #
 # .device/wheels/  py3.12 wheels the device image lacks: ParlAI 1.7.2, this package (built
 #                  from the checkout, without the zoo archives), and the pure packages
@@ -16,8 +16,13 @@
 #                  model.dict (the papers' ED dictionary, built here by the bundled code) and
 #                  word2vec_ed.bin.gz (the 300-d word2vec rows of that dictionary's words,
 #                  VECTORS=glove-6b-50d for the GloVe 50-d rows instead; checked identical).
+#                  VECTORS=none: no rows (a bundle for CoBERT only, which needs the room).
 # .device/resume/  NAME.tar.gz for each NAME in RESUME_POINTS: zoo/empathy/resume_points/
 #                  NAME.tar.gz, which train_recipes.sh continues instead of starting afresh.
+# .device/init/    COBERT=1: cobert.tar.gz, an untrained CoBERT on the packaged
+#                  all-MiniLM-L6-v2 in zoo format (fp16 weights, its tokenizer and encoder
+#                  config; the fp32 encoder is 87 MiB, over a call's 64 MiB), from which
+#                  train_recipes.sh starts recipes/cobert_*.sh.
 # .device/MANIFEST.txt  versions, sizes, sha256, the source fingerprint.
 #
 # VENV (default .venv, from scripts/setup_env.sh) supplies pip, the word vectors and a
@@ -104,11 +109,33 @@ rm -f "$STAGE/data/model.dict.opt"
 case "$VECTORS" in
   word2vec-bolukbasi-300) ROWS=word2vec_ed.bin.gz ;;
   glove-6b-50d) ROWS=glove_6b_50d_ed.txt.gz ;;
-  *) echo "build_bundle: VECTORS=$VECTORS (word2vec-bolukbasi-300 or glove-6b-50d)" >&2; exit 1 ;;
+  none) ROWS=none ;;
+  *) echo "build_bundle: VECTORS=$VECTORS (word2vec-bolukbasi-300, glove-6b-50d or none)" >&2
+     exit 1 ;;
 esac
-"$PY" scripts/device/site_run.py scripts/device/vectors_subset.py --source "$VECTORS" \
-  --dict-file "$STAGE/data/model.dict" --out "$STAGE/data/$ROWS"
+if [ "$ROWS" != none ]; then
+  "$PY" scripts/device/site_run.py scripts/device/vectors_subset.py --source "$VECTORS" \
+    --dict-file "$STAGE/data/model.dict" --out "$STAGE/data/$ROWS"
+fi
 echo "$VECTORS $ROWS" > "$STAGE/data/VECTORS"
+if [ "${COBERT:-0}" = 1 ]; then
+  echo "== untrained CoBERT (fp16)"
+  mkdir -p "$STAGE/init" "$WORK/cobert"
+  cat > "$WORK/cobert_init.py" <<'PY'
+import sys
+from parlai.core.agents import create_agent
+from parlai.core.params import ParlaiParser
+model_file = sys.argv[1]
+opt = ParlaiParser(True, True).parse_args(
+    ["-m", "empathy/cobert", "-t", "empathy_ranking:ed", "-mf", model_file])
+create_agent(opt).save(model_file)
+PY
+  "$PY" scripts/device/site_run.py "$WORK/cobert_init.py" "$WORK/cobert/model" \
+    > "$WORK/cobert.log" 2>&1 || { tail -30 "$WORK/cobert.log" >&2; exit 1; }
+  "$PY" scripts/device/site_run.py parlai_empathy.zoo pack --model-file "$WORK/cobert/model" \
+    --name cobert --version init --out "$WORK/cobert" --fp16 > /dev/null
+  mv "$WORK/cobert/cobert-init.tar.gz" "$STAGE/init/cobert.tar.gz"
+fi
 if [ "${#RESUME_NAMES[@]}" -gt 0 ]; then
   mkdir -p "$STAGE/resume"
   for name in "${RESUME_NAMES[@]}"; do
@@ -120,7 +147,8 @@ echo "== manifest"
 {
   echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) from $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo '+changes')"
   echo "source_fingerprint $SOURCE_FINGERPRINT"
-  (cd "$STAGE" && find wheels data resume -type f 2>/dev/null | sort | while read -r f; do
+  (cd "$STAGE" && for d in wheels data resume init; do [ ! -d "$d" ] || find "$d" -type f; done \
+     | sort | while read -r f; do
      echo "file $f $(stat -c %s "$f") $(sha256sum "$f" | cut -d' ' -f1)"; done)
 } > "$STAGE/MANIFEST.txt"
 rm -rf "$BUNDLE"

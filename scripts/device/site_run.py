@@ -1,5 +1,5 @@
-"""Run a Python module (``parlai``, ``parlai_empathy.zoo`` ...) or script with the device's package
-folder as a site directory.
+"""Run a Python module (``parlai``, ``parlai_empathy.zoo`` ...), script or ``-`` (a program on
+standard input) with the device's package folder as a site directory.
 
 ``pip install --target DIR`` plus ``PYTHONPATH=DIR`` puts the packages on the path, but
 Python reads ``.pth`` files only in site directories, so ``parlai_empathy.pth`` (which arms
@@ -21,7 +21,9 @@ if len(sys.argv) < 2:
     sys.exit("usage: site_run.py MODULE [ARGS...]")
 module = sys.argv[1]
 sys.argv = [module] + sys.argv[2:]
-if module.endswith(".py"):
+if module == "-":  # a program on standard input, as `python - ARGS <<EOF`
+    exec(compile(sys.stdin.read(), "<stdin>", "exec"), {"__name__": "__main__"})
+elif module.endswith(".py"):
     runpy.run_path(module, run_name="__main__")
 else:
     runpy.run_module(module, run_name="__main__", alter_sys=True)

@@ -9,6 +9,11 @@
 #                                (`parlai empathy_report`, as the recipe's tail)
 #   stopped by the time budget -> a resume point (parlai_empathy.resume_point), to commit and
 #                                continue here or on a later device
+# recipes/cobert_*.sh (retrieval; the bundle built with COBERT=1) instead: CoBERT trained from
+# the bundled untrained model (all-MiniLM-L6-v2 as fp16) for COBERT_STEPS updates (the linear
+# schedule's horizon) or MAX_TRAIN_SECS, whichever ends first; its fp16 release with its chat
+# candidates (the recipe's RELEASE_VERSION step), then, while time is left, the release's
+# hits@1/10 and MRR on the 100-candidate test sets (`parlai eval_model`, as the recipe).
 # $OUT gets the archives (split into 15 MiB parts), records.tar.gz (each run's opt,
 # trainstats, train log and reports, and summary.txt) and run.log. docs/device_runs.md has the
 # exact call.
@@ -23,6 +28,8 @@
 #   REQUIRE_CUDA=1   fail at once when torch sees no GPU (use it on the device)
 #   REHEARSAL_STEPS  without CUDA: updates each run adds (default 30); evaluations are short
 #   RELEASE_VERSION  version of the packed releases (default v1)
+#   COBERT_STEPS     CoBERT's updates (the linear schedule's horizon; default 20000)
+#   COBERT_ARGS      options added to its training (e.g. --update-freq 4)
 #   BUNDLE (.device), SITE (/tmp/site), WORK_DIR (/tmp/device_run), PYTHON (python3)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -107,6 +114,9 @@ read -r VECTORS VECTOR_ROWS < "$BUNDLE/data/VECTORS"
 # build each task once, before the runs start side by side
 "$PARLAI" display_data -t empathetic_dialogues --train-experiencer-only true -n 1 > /dev/null
 "$PARLAI" display_data -t esconv -n 1 > /dev/null
+case " $* " in *" cobert_ed "*)
+  "$PARLAI" display_data -t empathy_ranking:ed --train-experiencer-only true -n 1 > /dev/null ;;
+esac
 
 task_args() {  # the task a recipe trains on (its name's suffix), as its report names it
   case "$1" in
@@ -136,6 +146,10 @@ run_recipe() {  # NAME: train, then release + reports, or a resume point
     resumed=1
   elif [ "$(task_args "$name")" != "-t esconv" ]; then
     cp "$BUNDLE/data/model.dict" "$run/model.dict"  # the papers' ED dictionary, as build_dict
+    if [ "$VECTOR_ROWS" = none ]; then
+      say "$name: a fresh run needs word vectors; the bundle has none (built with VECTORS=none)"
+      return 1
+    fi
   fi
   local args=()
   if [ "$CUDA" = 1 ]; then
@@ -197,9 +211,54 @@ EOF
   say "$name: done"
 }
 
+run_ranker() {  # NAME (cobert_ed): train from the bundled untrained CoBERT, release, evaluate
+  local name="$1" run="$WORK/$1" log="$WORK/$1/train.out"
+  [ "$name" = cobert_ed ] || { say "$name: only cobert_ed runs here"; return 1; }
+  [ -f "$BUNDLE/init/cobert.tar.gz" ] || {
+    say "$name: the bundle has no init/cobert.tar.gz (build it with COBERT=1)"; return 1; }
+  mkdir -p "$run/init"
+  "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="data")' \
+    "$BUNDLE/init/cobert.tar.gz" "$run/init"
+  # its tokenizer as the run's dictionary (without the packaged encoder there is no other)
+  mkdir -p "$run/cobert"
+  cp -r "$run/init/model.dict" "$run/init/model.dict.tokenizer" "$run/cobert/"
+  local args=(${COBERT_ARGS:-}) eval_limit=() steps="${COBERT_STEPS:-20000}"
+  if [ "$CUDA" = 1 ]; then
+    args+=(--max-train-time "$MAX_TRAIN_SECS" --save-every-n-secs 60)
+  else
+    steps="$REHEARSAL_STEPS"
+    args+=(--validation-max-exs 16)
+    eval_limit=(--num-examples 16)
+  fi
+  say "$name: train ($steps updates at most, ${args[*]})"
+  local rc=0
+  env TRAIN_ONLY=1 ROWS=cobert MAX_TRAIN_STEPS="$steps" RELEASE_VERSION="$VERSION" \
+    INIT_MODEL="$run/init/model" MODEL_ARGS="${args[*]}" \
+    bash "recipes/$name.sh" "$run" > "$log" 2>&1 || rc=$?
+  tail -25 "$log"
+  if [ "$rc" != 0 ]; then say "$name: training or release failed (rc $rc)"; return 1; fi
+  local archive="$run/release/$name-$VERSION.tar.gz"
+  echo "$archive" > "$run/ARCHIVE"
+  say "$name: $(trainstats "$run/cobert" train_steps) updates, released"
+  mkdir -p "$run/release/unpacked"
+  "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="data")' \
+    "$archive" "$run/release/unpacked"
+  local left=$(( DEADLINE_SECS - 40 - $(elapsed) ))
+  if [ "$left" -lt 30 ]; then say "$name: no time left for the test evaluation"; return 0; fi
+  say "$name: test evaluation of the release (at most ${left}s)"
+  timeout "$left" "$PARLAI" eval_model -mf "$run/release/unpacked/model" \
+    -t empathy_ranking:ed --train-experiencer-only true -dt test -ecands inline -bs 64 \
+    "${eval_limit[@]}" --report-filename "$run/results_test_cobert.json" \
+    > "$run/report_test.out" 2>&1 || say "$name: test evaluation cut or failed (rc $?)"
+  say "$name: done"
+}
+
 PIDS=()
 for name in "$@"; do
-  run_recipe "$name" &
+  case "$name" in
+    cobert_*) run_ranker "$name" & ;;
+    *) run_recipe "$name" & ;;
+  esac
   PIDS+=($!)
 done
 FAILED=0
@@ -222,7 +281,7 @@ for name in "$@"; do
 done
 echo "cuda $CUDA, rejoin: cat NAME.part* > NAME (parts in name order)" >> "$WORK/summary.txt"
 say "total"
-(cd "$WORK" && find . -maxdepth 2 \( -name 'model*.opt' -o -name 'model*.trainstats' \
+(cd "$WORK" && find . -maxdepth 3 \( -name 'model*.opt' -o -name 'model*.trainstats' \
    -o -name 'train.out' -o -name 'train.log' -o -name 'report_*.out' -o -name 'pack.txt' \
    -o -name 'results_test_*' -o -name summary.txt \) -print0 \
    | tar --null -czf "$OUT/records.tar.gz" --files-from -)
