@@ -67,10 +67,10 @@ def _train_model_resume_fixes():
     checkpoint instead of ``MODEL``. The option has done its work once the loop's agent is
     built, so a resumed single-process loop turns it off for the final reload.
 
-    Running ``train_model`` again on a run that has reached its ``--max-train-steps`` (to
-    finish the steps after training, say) took no step, so the loop's epoch count was never
-    set: saving the model crashed half-way through writing ``MODEL.trainstats``, leaving it
-    empty and the run unable to resume. The count starts at the resumed run's epochs.
+    Running ``train_model`` again on a run that takes no step (its linear schedule has
+    ended: CoBERT's recipes rerun to evaluate) never set the loop's epoch count, so saving the
+    model crashed half-way through writing ``MODEL.trainstats``, leaving it empty and the run
+    unable to resume. The count starts at the resumed run's epochs.
     """
     import parlai.scripts.train_model as train_model
     from parlai.utils.distributed import is_distributed

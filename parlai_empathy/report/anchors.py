@@ -137,7 +137,7 @@ EMPATHETIC_DIALOGUES = AnchorTable(
             "emotion_acc",
             "fraction of test examples whose predicted emotion (of 32) is the gold one = our "
             "`emotion_acc`; only models that predict emotions report it (a model of ours over "
-            "another label set has it named in its cell, e.g. `(ed16: 16 groups)`)",
+            "another label set has it named in its cell, e.g. `(ed16: 16 classes)`)",
             label_set="ed32",
         ),
         Column(

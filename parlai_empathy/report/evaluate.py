@@ -207,7 +207,7 @@ def evaluate_model(
         "seed": seed if samples else None,
         "skip_generation": bool(model_opt.get("skip_generation")),
         "batchsize": opt.get("batchsize"),
-        # the label set of the model's emotion_acc (generators and classifiers save it)
+        # the label set of the model's emotion_acc (the emotion generators save it)
         "emotion_labels": model_opt.get("emotion_labels"),
     }
     return ModelEvaluation(model_file, resolved, settings, report)
