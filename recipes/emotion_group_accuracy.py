@@ -19,6 +19,8 @@ from parlai.scripts.eval_model import EvalModel
 
 from parlai_empathy import emotions
 
+GROUPS = emotions.LABEL_SETS["ed16"]
+
 
 def group_accuracy(world_log: str):
     """(correct, examples, the model's own emotion_acc mean) over a world log's turns."""
@@ -30,11 +32,8 @@ def group_accuracy(world_log: str):
                 if "emotion" not in model or "emotion" not in teacher:
                     raise ValueError(f"{world_log} line {number}: a turn without an emotion "
                                      "(the model predicts none, or the task has none)")
-                gold = emotions.group_of(teacher["emotion"])
-                predicted = model["emotion"]
-                if predicted not in emotions.GROUP_NAMES:
-                    predicted = emotions.group_of(predicted)
-                correct += predicted == gold
+                # ed16's ids: an ED emotion counts as its group, a group as itself
+                correct += GROUPS.to_id(model["emotion"]) == GROUPS.to_id(teacher["emotion"])
                 total += 1
                 own.append(model["metrics"]["emotion_acc"])
     return correct, total, sum(own) / max(len(own), 1)

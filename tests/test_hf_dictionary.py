@@ -67,6 +67,22 @@ def test_saved_dictionary_reloads_in_a_fresh_process(encoder, tmp_path):
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [d.txt2vec(s) for s in ED_SENTENCES]
 
 
+def test_a_run_from_an_init_model_takes_its_tokenizer(encoder, tmp_path):
+    """A new run's dictionary file has no tokenizer beside it yet: with --init-model it uses
+    the init model's (as ParlAI's agent does), not --encoder-path, which may not exist."""
+    init = HuggingFaceTokenizerDictionary({"encoder_path": encoder})
+    init.save(str(tmp_path / "init" / "model.dict"))
+    d = HuggingFaceTokenizerDictionary({
+        "dict_file": str(tmp_path / "run" / "model.dict"),
+        "init_model": str(tmp_path / "init" / "model"),
+        "encoder_path": str(tmp_path / "gone"),
+    })
+    assert [d.txt2vec(s) for s in ED_SENTENCES] == [init.txt2vec(s) for s in ED_SENTENCES]
+    with pytest.raises(EncoderNotFoundError, match=r"--encoder-path .*gone is not a folder"):
+        HuggingFaceTokenizerDictionary({"dict_file": str(tmp_path / "run" / "model.dict"),
+                                        "encoder_path": str(tmp_path / "gone")})
+
+
 def test_missing_encoder_folder_is_a_clear_error(tmp_path):
     with pytest.raises(EncoderNotFoundError, match=r"--encoder-path .*nowhere is not a folder"):
         HuggingFaceTokenizerDictionary({"encoder_path": str(tmp_path / "nowhere")})

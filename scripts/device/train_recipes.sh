@@ -103,9 +103,12 @@ fi
 
 say "data"
 mkdir -p "$WORK/mirror" "$WORK/data"
-for archive in ed esconv; do  # Python's own lzma/tarfile: the image may have no xz program
+extract() {  # ARCHIVE DIR, by Python's own tarfile/lzma: the image may have no xz program
   "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="data")' \
-    "$BUNDLE/data/$archive.tar.xz" "$WORK/mirror"
+    "$1" "$2"
+}
+for archive in ed esconv; do
+  extract "$BUNDLE/data/$archive.tar.xz" "$WORK/mirror"
 done
 # the named word vectors are not there (no network): a run that needed them must fail here too
 export PARLAI_EMPATHY_MIRROR="$WORK/mirror" PARLAI_DATAPATH="$WORK/data" \
@@ -217,11 +220,7 @@ run_ranker() {  # NAME (cobert_ed): train from the bundled untrained CoBERT, rel
   [ -f "$BUNDLE/init/cobert.tar.gz" ] || {
     say "$name: the bundle has no init/cobert.tar.gz (build it with COBERT=1)"; return 1; }
   mkdir -p "$run/init"
-  "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="data")' \
-    "$BUNDLE/init/cobert.tar.gz" "$run/init"
-  # its tokenizer as the run's dictionary (without the packaged encoder there is no other)
-  mkdir -p "$run/cobert"
-  cp -r "$run/init/model.dict" "$run/init/model.dict.tokenizer" "$run/cobert/"
+  extract "$BUNDLE/init/cobert.tar.gz" "$run/init"
   local args=(${COBERT_ARGS:-}) eval_limit=() steps="${COBERT_STEPS:-20000}"
   if [ "$CUDA" = 1 ]; then
     args+=(--max-train-time "$MAX_TRAIN_SECS" --save-every-n-secs 60)
@@ -241,8 +240,7 @@ run_ranker() {  # NAME (cobert_ed): train from the bundled untrained CoBERT, rel
   echo "$archive" > "$run/ARCHIVE"
   say "$name: $(trainstats "$run/cobert" train_steps) updates, released"
   mkdir -p "$run/release/unpacked"
-  "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="data")' \
-    "$archive" "$run/release/unpacked"
+  extract "$archive" "$run/release/unpacked"
   local left=$(( DEADLINE_SECS - 40 - $(elapsed) ))
   if [ "$left" -lt 30 ]; then say "$name: no time left for the test evaluation"; return 0; fi
   say "$name: test evaluation of the release (at most ${left}s)"
