@@ -158,6 +158,14 @@ class CobertAgent(TorchRankerAgent):
             choices=["float32", "float16"],
             help="Precision of the cached fixed-candidate encodings on disk.",
         )
+        group.add_argument(
+            "--train-bf16",
+            type="bool",
+            default=False,
+            help="Run training's forward passes under bfloat16 autocast (weights, optimizer "
+            "and gradients stay float32; a CPU with avx512_bf16 or a GPU). Evaluation, "
+            "validation and chat always run in float32.",
+        )
         parser.set_defaults(
             text_truncate=256,
             label_truncate=32,
@@ -317,6 +325,14 @@ class CobertAgent(TorchRankerAgent):
         return self._model().encode(padded_cands, padded_cands != self.NULL_IDX)
 
     def score_candidates(self, batch, cand_vecs, cand_encs=None):
+        if self.model.training and self.opt.get("train_bf16", False):
+            device = "cuda" if self.use_cuda else "cpu"
+            with torch.autocast(device, dtype=torch.bfloat16):
+                scores = self._score_candidates(batch, cand_vecs, cand_encs)
+            return scores.float()  # the loss in float32
+        return self._score_candidates(batch, cand_vecs, cand_encs)
+
+    def _score_candidates(self, batch, cand_vecs, cand_encs=None):
         model = self._model()
         context_mask = batch.text_vec != self.NULL_IDX
         context = model.encode(batch.text_vec, context_mask)

@@ -221,6 +221,31 @@ def test_personas_reach_the_model(encoder, tmp_path):
     assert "persona_vec" not in off.observe(Message(message))
 
 
+def test_bf16_training_autocasts_training_forward_passes_only(encoder, ed_datapath, tmp_path):
+    """``--train-bf16``: training's scores come from bfloat16 matmuls (close to, not equal
+    to, float32) and reach the loss as float32; in evaluation mode the same agent scores
+    exactly as float32."""
+    pairs = ed_pairs(ed_datapath, count=6)
+    agent = make_agent(encoder, tmp_path / "model", "--train-bf16", "true")
+    batch = batch_of(agent, [t for t, _ in pairs])
+    cands = torch.nn.utils.rnn.pad_sequence(
+        [torch.LongTensor(agent._wrap_response(agent.dict.txt2vec(r))) for _, r in pairs],
+        batch_first=True, padding_value=agent.NULL_IDX)
+
+    def scores(train_mode, bf16):
+        agent.opt["train_bf16"] = bf16
+        agent.model.train(train_mode)
+        with torch.no_grad():
+            return agent.score_candidates(batch, cands)
+
+    fp32 = scores(True, False)
+    bf16 = scores(True, True)
+    assert bf16.dtype == torch.float32 and bf16.shape == fp32.shape == (6, 6)
+    assert not torch.equal(bf16, fp32)
+    assert (bf16 - fp32).abs().max() <= 0.05 * fp32.abs().max()
+    torch.testing.assert_close(scores(False, True), scores(False, False), rtol=0, atol=0)
+
+
 def _count_encodings(monkeypatch):
     from parlai_empathy.cobert import CobertAgent
 
@@ -301,9 +326,11 @@ def _evaluate(opt):
     return {k: v.value() if hasattr(v, "value") else v for k, v in report.items()}
 
 
-def test_tiny_model_learns_to_rank_real_ed_responses(encoder, ed_datapath, tmp_path):
+@pytest.mark.parametrize("bf16", [False, True])
+def test_tiny_model_learns_to_rank_real_ed_responses(encoder, ed_datapath, tmp_path, bf16):
     """Eight real ED contexts, each ranking its response among itself and 9 responses of
-    other ED conversations: chance before training, first after a few dozen steps."""
+    other ED conversations: chance before training, first after a few dozen steps (also
+    with training's forward passes in bfloat16)."""
     pairs = ed_pairs(ed_datapath, count=40)
     train, distractors = pairs[:8], [r for _, r in pairs[8:]]
     base = str(tmp_path / "data")
@@ -317,7 +344,7 @@ def test_tiny_model_learns_to_rank_real_ed_responses(encoder, ed_datapath, tmp_p
     before = _evaluate(dict(common, datatype="valid"))
     valid, _ = _train(dict(common, model_file=str(tmp_path / "model"), candidates="batch",
                            max_train_steps=40, learningrate=3e-3, lr_scheduler="none",
-                           validation_every_n_epochs=1000))
+                           validation_every_n_epochs=1000, train_bf16=bf16))
     assert before["exs"] == valid["exs"] == 8
     assert before["hits@1"] <= 0.5
     assert valid["hits@1"] == 1.0 and valid["mrr"] == 1.0
@@ -510,6 +537,25 @@ def test_candidate_benchmark_runs_and_reranking_answers_as_exact_inside_its_shor
     same, inside, worst = (int(g) for g in found.groups())
     assert same == inside
     assert (worst < 5) == (inside == 8)
+
+
+def test_training_step_benchmark_compares_bf16_with_float32(encoder, ed_datapath):
+    """``benchmarks/cobert_train_step.py`` (the README's ``--train-bf16`` speed) on a tiny
+    encoder and real ED batches."""
+    import re
+    import sys
+
+    from parlai_cli import run_command
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = run_command(
+        [sys.executable, os.path.join(repo, "benchmarks", "cobert_train_step.py"),
+         "--encoder-path", encoder, "--batches", "2", "--warmup", "1", "--threads", "1",
+         "--datapath", ed_datapath], timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert re.search(r"3 batches of 16 contexts and responses, \d+ tokens a batch", result.stdout)
+    assert re.search(r"training step, median ms: float32 [\d.]+, --train-bf16 [\d.]+: [\d.]+x",
+                     result.stdout), result.stdout[-2000:]
 
 
 # --- the recipes ---------------------------------------------------------------------------------

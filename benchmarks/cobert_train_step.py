@@ -1,0 +1,77 @@
+"""A CoBERT training step with ``--train-bf16`` (bfloat16 autocast of the forward passes) vs
+float32, same process, real ED batches.
+
+One step = the agent's ``train_step`` (encode the 16 contexts and their 16 responses, in-batch
+co-attention scores, cross-entropy, backward, AdamW step) at learning rate 0, so every timed
+step sees the same weights, on batches of ED training examples as ``train_model`` builds them
+(``-t empathy_ranking:ed``, MoEL's view, random order, ``-cands batch``). The two variants
+alternate batch by batch after a warm-up; medians and their ratio are printed. Run::
+
+    python benchmarks/cobert_train_step.py --threads 2
+    python benchmarks/cobert_train_step.py --threads 2 -mf zoo:empathy/cobert_ed/model
+
+It needs ED (``PARLAI_EMPATHY_MIRROR`` or ParlAI's download). Without ``-mf`` the model is
+the untrained CoBERT on the packaged all-MiniLM-L6-v2 (the speed does not depend on the
+weights). bfloat16 pays off on CPUs with avx512_bf16 (or AMX) and on GPUs.
+"""
+import argparse
+import statistics
+import time
+
+import torch
+
+from generator_train_step import collect_batches
+
+
+def step(agent, batch, bf16):
+    agent.opt["train_bf16"] = bf16
+    agent._local_metrics.clear()  # (batch_act clears them between batches)
+    agent.train_step(batch)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-mf", "--model-file", default=None)
+    parser.add_argument("--encoder-path", default=None, help="a local transformers folder")
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--datapath", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    agent_args = ["-m", "empathy/cobert", "-t", "empathy_ranking:ed", "--train-experiencer-only",
+                  "true", "-dt", "train", "-bs", "16", "-cands", "batch"]
+    if args.model_file:
+        agent_args += ["-mf", args.model_file]
+    if args.encoder_path:
+        agent_args += ["--encoder-path", args.encoder_path]
+    if args.datapath:
+        agent_args += ["--datapath", args.datapath]
+    agent, batches = collect_batches(agent_args, args.warmup + args.batches)
+    for group in agent.optimizer.param_groups:
+        group["lr"] = 0.0
+    agent.scheduler = None  # (ParlAI's update_params steps it; the rate stays 0)
+    tokens = sum(int(b.text_vec.ne(agent.NULL_IDX).sum() + b.label_vec.ne(agent.NULL_IDX).sum())
+                 for b in batches)
+    print(f"torch {torch.__version__}, {args.threads} thread(s); CoBERT on "
+          f"{agent.opt.get('encoder_path') or 'the packaged all-MiniLM-L6-v2'}, "
+          f"{sum(p.numel() for p in agent.model.parameters()):,d} parameters; "
+          f"{len(batches)} batches of 16 contexts and responses, {tokens / len(batches):.0f} "
+          f"tokens a batch")
+    for batch in batches[:args.warmup]:
+        for bf16 in (False, True):
+            step(agent, batch, bf16)
+    times = {True: [], False: []}
+    for batch in batches[args.warmup:]:
+        for bf16 in (False, True):  # alternate, so load changes hit both alike
+            start = time.perf_counter()
+            step(agent, batch, bf16)
+            times[bf16].append(time.perf_counter() - start)
+    fp32 = statistics.median(times[False]) * 1e3
+    bf16 = statistics.median(times[True]) * 1e3
+    print(f"training step, median ms: float32 {fp32:.1f}, --train-bf16 {bf16:.1f}: "
+          f"{fp32 / bf16:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
