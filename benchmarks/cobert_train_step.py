@@ -15,12 +15,10 @@ the untrained CoBERT on the packaged all-MiniLM-L6-v2 (the speed does not depend
 weights). bfloat16 pays off on CPUs with avx512_bf16 (or AMX) and on GPUs.
 """
 import argparse
-import statistics
-import time
 
 import torch
 
-from generator_train_step import collect_batches
+from generator_train_step import collect_batches, median_step_ms
 
 
 def step(agent, batch, bf16):
@@ -58,17 +56,7 @@ def main():
           f"{sum(p.numel() for p in agent.model.parameters()):,d} parameters; "
           f"{len(batches)} batches of 16 contexts and responses, {tokens / len(batches):.0f} "
           f"tokens a batch")
-    for batch in batches[:args.warmup]:
-        for bf16 in (False, True):
-            step(agent, batch, bf16)
-    times = {True: [], False: []}
-    for batch in batches[args.warmup:]:
-        for bf16 in (False, True):  # alternate, so load changes hit both alike
-            start = time.perf_counter()
-            step(agent, batch, bf16)
-            times[bf16].append(time.perf_counter() - start)
-    fp32 = statistics.median(times[False]) * 1e3
-    bf16 = statistics.median(times[True]) * 1e3
+    fp32, bf16 = median_step_ms(agent, batches, args.warmup, step)
     print(f"training step, median ms: float32 {fp32:.1f}, --train-bf16 {bf16:.1f}: "
           f"{fp32 / bf16:.2f}x")
 

@@ -53,6 +53,22 @@ def step(agent, batch, flat):
     agent.update_params()
 
 
+def median_step_ms(agent, batches, warmup, step):
+    """Median milliseconds of ``step(agent, batch, False)`` and of ``step(agent, batch,
+    True)``: both variants on each of the first ``warmup`` batches untimed, then alternating
+    batch by batch (so load changes hit both alike)."""
+    for batch in batches[:warmup]:
+        for variant in (False, True):
+            step(agent, batch, variant)
+    times = {False: [], True: []}
+    for batch in batches[warmup:]:
+        for variant in (False, True):
+            start = time.perf_counter()
+            step(agent, batch, variant)
+            times[variant].append(time.perf_counter() - start)
+    return tuple(statistics.median(times[variant]) * 1e3 for variant in (False, True))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dict-file", required=True)
@@ -78,17 +94,7 @@ def main():
           f"{len(agent.dict):,d}, {sum(p.numel() for p in agent.model.parameters()):,d} "
           f"parameters; {len(batches)} batches of 16: {real:,d} label tokens in "
           f"{padded:,d} padded positions ({real / padded:.1%})")
-    for batch in batches[:args.warmup]:
-        for flat in (False, True):
-            step(agent, batch, flat)
-    times = {True: [], False: []}
-    for batch in batches[args.warmup:]:
-        for flat in (False, True):  # alternate, so load changes hit both alike
-            start = time.perf_counter()
-            step(agent, batch, flat)
-            times[flat].append(time.perf_counter() - start)
-    full = statistics.median(times[False]) * 1e3
-    flat = statistics.median(times[True]) * 1e3
+    full, flat = median_step_ms(agent, batches, args.warmup, step)
     print(f"training step, median ms: every position {full:.1f}, label positions only "
           f"{flat:.1f}: {full / flat:.2f}x")
 
