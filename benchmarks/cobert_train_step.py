@@ -18,7 +18,7 @@ import argparse
 
 import torch
 
-from generator_train_step import collect_batches, median_step_ms
+from generator_train_step import add_timing_args, collect_batches, median_step_ms
 
 
 def step(agent, batch, bf16):
@@ -31,10 +31,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-mf", "--model-file", default=None)
     parser.add_argument("--encoder-path", default=None, help="a local transformers folder")
-    parser.add_argument("--batches", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--datapath", default=None)
+    add_timing_args(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     agent_args = ["-m", "empathy/cobert", "-t", "empathy_ranking:ed", "--train-experiencer-only",
@@ -46,9 +43,6 @@ def main():
     if args.datapath:
         agent_args += ["--datapath", args.datapath]
     agent, batches = collect_batches(agent_args, args.warmup + args.batches)
-    for group in agent.optimizer.param_groups:
-        group["lr"] = 0.0
-    agent.scheduler = None  # (ParlAI's update_params steps it; the rate stays 0)
     tokens = sum(int(b.text_vec.ne(agent.NULL_IDX).sum() + b.label_vec.ne(agent.NULL_IDX).sum())
                  for b in batches)
     print(f"torch {torch.__version__}, {args.threads} thread(s); CoBERT on "

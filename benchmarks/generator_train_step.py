@@ -53,10 +53,22 @@ def step(agent, batch, flat):
     agent.update_params()
 
 
+def add_timing_args(parser):
+    """The options every training-step benchmark takes."""
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--datapath", default=None)
+
+
 def median_step_ms(agent, batches, warmup, step):
     """Median milliseconds of ``step(agent, batch, False)`` and of ``step(agent, batch,
-    True)``: both variants on each of the first ``warmup`` batches untimed, then alternating
-    batch by batch (so load changes hit both alike)."""
+    True)`` at learning rate 0 (every timed step sees the same weights): both variants on
+    each of the first ``warmup`` batches untimed, then alternating batch by batch (so load
+    changes hit both alike)."""
+    for group in agent.optimizer.param_groups:
+        group["lr"] = 0.0
+    agent.scheduler = None  # (ParlAI's update_params steps it; the rate stays 0)
     for batch in batches[:warmup]:
         for variant in (False, True):
             step(agent, batch, variant)
@@ -73,10 +85,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dict-file", required=True)
     parser.add_argument("-m", "--model", default="empathy/moel")
-    parser.add_argument("--batches", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--datapath", default=None)
+    add_timing_args(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     agent_args = ["-m", args.model, "-t", "empathetic_dialogues", "--train-experiencer-only",
@@ -85,9 +94,6 @@ def main():
     if args.datapath:
         agent_args += ["--datapath", args.datapath]
     agent, batches = collect_batches(agent_args, args.warmup + args.batches)
-    for group in agent.optimizer.param_groups:
-        group["lr"] = 0.0
-    agent.scheduler = None  # (ParlAI's update_params steps it; the rate stays 0)
     padded = sum(b.label_vec.numel() for b in batches)
     real = sum(int(b.label_vec.ne(agent.NULL_IDX).sum()) for b in batches)
     print(f"torch {torch.__version__}, {args.threads} thread(s); {args.model}, vocabulary "
