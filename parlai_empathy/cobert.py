@@ -326,8 +326,7 @@ class CobertAgent(TorchRankerAgent):
 
     def score_candidates(self, batch, cand_vecs, cand_encs=None):
         if self.model.training and self.opt.get("train_bf16", False):
-            device = "cuda" if self.use_cuda else "cpu"
-            with torch.autocast(device, dtype=torch.bfloat16):
+            with torch.autocast(batch.text_vec.device.type, dtype=torch.bfloat16):
                 scores = self._score_candidates(batch, cand_vecs, cand_encs)
             return scores.float()  # the loss in float32
         return self._score_candidates(batch, cand_vecs, cand_encs)

@@ -225,12 +225,13 @@ def test_bf16_training_autocasts_training_forward_passes_only(encoder, ed_datapa
     """``--train-bf16``: training's scores come from bfloat16 matmuls (close to, not equal
     to, float32) and reach the loss as float32; in evaluation mode the same agent scores
     exactly as float32."""
+    from parlai.utils.torch import padded_tensor
+
     pairs = ed_pairs(ed_datapath, count=6)
     agent = make_agent(encoder, tmp_path / "model", "--train-bf16", "true")
     batch = batch_of(agent, [t for t, _ in pairs])
-    cands = torch.nn.utils.rnn.pad_sequence(
-        [torch.LongTensor(agent._wrap_response(agent.dict.txt2vec(r))) for _, r in pairs],
-        batch_first=True, padding_value=agent.NULL_IDX)
+    cands, _ = padded_tensor(agent.vectorize_fixed_candidates([r for _, r in pairs]),
+                             agent.NULL_IDX)
 
     def scores(train_mode, bf16):
         agent.opt["train_bf16"] = bf16
